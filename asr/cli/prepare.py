@@ -1,0 +1,85 @@
+"""asr-prepare: LibriSpeech-layout subsets -> manifests, a character tokenizer and normalization stats.
+
+    asr-prepare --corpus data/LibriSpeech --subsets train-synth dev-seen --train train-synth --out data/manifests
+
+Writes <out>/<subset>.jsonl per subset; from the training subset, <out>/tokenizer.json and <out>/norm.json.
+Each stage is skipped when its output exists (pass --force to redo it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..data.librispeech import read_manifest, scan_subset, write_manifest
+from ..data.tokenizer import CharTokenizer
+from ..frontend import AudioError, GlobalNorm, LogMel, load_audio
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="asr-prepare", description=__doc__.split("\n\n")[0])
+    p.add_argument("--corpus", required=True, help="the LibriSpeech/ folder holding the subsets")
+    p.add_argument("--subsets", nargs="+", required=True)
+    p.add_argument("--train", help="subset whose text builds the tokenizer and whose audio gives the stats")
+    p.add_argument("--out", required=True, help="folder for manifests, tokenizer.json and norm.json")
+    p.add_argument("--n-mels", type=int, default=80)
+    p.add_argument("--stats-utts", type=int, default=1000,
+                   help="random training utterances the normalization stats are taken from")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="redo stages whose output exists")
+    return p.parse_args(argv)
+
+
+def prepare_subset(corpus: Path, subset: str, out: Path, force: bool) -> None:
+    path = out / f"{subset}.jsonl"
+    if path.exists() and not force:
+        print(f"{subset}: {path} exists, skipped")
+        return
+    utts, problems = scan_subset(corpus / subset)
+    for line in problems:
+        print(f"warning: {line}", file=sys.stderr)
+    if not utts:
+        raise ValueError(f"{corpus / subset}: no usable utterances")
+    write_manifest(utts, path)
+    hours = sum(u.duration for u in utts) / 3600
+    print(f"{subset}: {len(utts)} utterances, {hours:.2f} h, {len(problems)} problems -> {path}")
+
+
+def compute_stats(utts: list, n_mels: int, sample: int, seed: int) -> GlobalNorm:
+    chosen = random.Random(seed).sample(utts, min(sample, len(utts)))
+    logmel = LogMel(n_mels)
+    feats = []
+    for u in tqdm(chosen, desc="normalization stats", unit="utt", leave=False):
+        try:
+            feats.append(logmel(load_audio(u.audio)))
+        except AudioError as err:
+            print(f"warning: {err}", file=sys.stderr)
+    return GlobalNorm.from_features(feats)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    corpus, out = Path(args.corpus), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        for subset in args.subsets:
+            prepare_subset(corpus, subset, out, args.force)
+        if args.train:
+            train = read_manifest(out / f"{args.train}.jsonl")
+            if args.force or not (out / "tokenizer.json").exists():
+                tokenizer = CharTokenizer.build(u.text for u in train)
+                tokenizer.save(out / "tokenizer.json")
+                print(f"tokenizer: {len(tokenizer)} symbols -> {out / 'tokenizer.json'}")
+            if args.force or not (out / "norm.json").exists():
+                compute_stats(train, args.n_mels, args.stats_utts, args.seed).save(out / "norm.json")
+                print(f"normalization stats -> {out / 'norm.json'}")
+    except (FileNotFoundError, NotADirectoryError, ValueError) as err:
+        sys.exit(f"asr-prepare: {err}")
+
+
+if __name__ == "__main__":
+    main()

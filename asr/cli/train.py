@@ -1,0 +1,25 @@
+"""asr-train: train a LAS model from prepared manifests (Hydra app over conf/train.yaml)."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(config_path="../../conf", config_name="train", version_base=None)
+def main(cfg: DictConfig) -> None:
+    from ..training.trainer import Trainer
+
+    try:
+        trainer = Trainer(cfg)
+    except (FileNotFoundError, ValueError) as err:
+        sys.exit(f"asr-train: {err}")
+    state = trainer.run()
+    print(f"asr-train: best dev CER {state['best_cer']:.2f}% at epoch {state['best_epoch']}, "
+          f"{state['train_seconds']:.0f} s of training, model in {cfg.exp_dir}")
+
+
+if __name__ == "__main__":
+    main()

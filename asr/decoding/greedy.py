@@ -1,0 +1,43 @@
+"""Batched greedy decoding: every utterance of the batch advances one token per speller step."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..models.las import LAS
+
+
+@torch.inference_mode()
+def greedy_decode(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, max_len_ratio: float = 1.0,
+                  keep_alignments: bool = False) -> tuple[list[list[int]], list[torch.Tensor] | None]:
+    """feats (B, T, F), lengths (B,) -> token ids per utterance (without <eos>) and, if asked, each
+    utterance's alignment (U_i, T'_i). Decoding stops at <eos> or after max_len_ratio * T' tokens."""
+    memory, mem_lengths = model.encode(feats, lengths)
+    speller = model.speller
+    b = memory.shape[0]
+    state = speller.init_state(memory, mem_lengths)
+    tokens = torch.full((b,), model.sos_eos, dtype=torch.long, device=memory.device)
+    max_steps = mem_lengths.mul(max_len_ratio).ceil().long().clamp(min=1)
+    finished = torch.zeros(b, dtype=torch.bool, device=memory.device)
+    hyps: list[torch.Tensor] = []
+    alignments: list[torch.Tensor] = []
+    for step in range(math.ceil(max_steps.max().item())):
+        features, weights, state = speller.step(tokens, state)
+        tokens = speller.output(features).argmax(-1)
+        tokens = tokens.masked_fill(finished, model.sos_eos)
+        hyps.append(tokens)
+        if keep_alignments:
+            alignments.append(weights)
+        finished |= (tokens == model.sos_eos) | (step + 1 >= max_steps)
+        if finished.all():
+            break
+    ids = torch.stack(hyps, 1).tolist()
+    results = []
+    for row in ids:
+        results.append(row[: row.index(model.sos_eos)] if model.sos_eos in row else row)
+    if not keep_alignments:
+        return results, None
+    att = torch.stack(alignments, 1)  # (B, U, T')
+    return results, [att[i, : max(len(r), 1), : mem_lengths[i]] for i, r in enumerate(results)]

@@ -1,0 +1,67 @@
+"""Listen, Attend and Spell with a joint CTC head on the listener."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from .speller import Speller
+
+
+class LAS(nn.Module):
+    """features (B, T, F) -> listener memory (B, T', D) -> speller logits (B, U, V).
+
+    Token ids follow `CharTokenizer`: 0 = CTC blank (never predicted by the speller), 1 = <sos/eos>.
+    Loss = ctc_weight * CTC(listener) + (1 - ctc_weight) * label-smoothed cross entropy(speller).
+    """
+
+    def __init__(self, listener: nn.Module, speller: Speller, vocab_size: int, ctc_weight: float = 0.3,
+                 label_smoothing: float = 0.1, sos_eos: int = 1, blank: int = 0):
+        super().__init__()
+        self.listener, self.speller = listener, speller
+        self.ctc_head = nn.Linear(listener.output_dim, vocab_size) if ctc_weight > 0 else None
+        self.ctc_weight, self.label_smoothing = ctc_weight, label_smoothing
+        self.sos_eos, self.blank, self.vocab_size = sos_eos, blank, vocab_size
+
+    def encode(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.listener(feats, lengths)
+
+    def forward(self, feats: torch.Tensor, feat_lengths: torch.Tensor, targets: torch.Tensor,
+                target_lengths: torch.Tensor) -> dict[str, torch.Tensor]:
+        """targets (B, U) padded with anything past target_lengths. Returns losses and token accuracy."""
+        memory, mem_lengths = self.encode(feats, feat_lengths)
+        b, u = targets.shape
+        valid = torch.arange(u + 1, device=targets.device)[None, :] < (target_lengths[:, None] + 1)
+        sos = targets.new_full((b, 1), self.sos_eos)
+        inputs = torch.cat([sos, targets], 1)  # <sos> y_1 .. y_U
+        outputs = torch.cat([targets, targets.new_zeros(b, 1)], 1)  # y_1 .. y_U <eos>
+        outputs.scatter_(1, target_lengths[:, None], self.sos_eos)
+        outputs = outputs.masked_fill(~valid, -100)
+        logits, _ = self.speller(memory, mem_lengths, inputs)
+        att_loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), outputs.reshape(-1),
+                                   ignore_index=-100, label_smoothing=self.label_smoothing)
+        with torch.no_grad():
+            accuracy = (logits.argmax(-1) == outputs).masked_select(valid).float().mean()
+        result = {"att_loss": att_loss, "accuracy": accuracy}
+        loss = att_loss
+        if self.ctc_head is not None:
+            log_probs = self.ctc_head(memory).log_softmax(-1).transpose(0, 1)  # (T', B, V)
+            ctc_loss = F.ctc_loss(log_probs.float(), targets, mem_lengths, target_lengths, blank=self.blank,
+                                  zero_infinity=True)
+            result["ctc_loss"] = ctc_loss
+            loss = self.ctc_weight * ctc_loss + (1 - self.ctc_weight) * att_loss
+        result["loss"] = loss
+        return result
+
+
+def build_model(cfg: DictConfig | dict, vocab_size: int, feat_dim: int) -> LAS:
+    """Build LAS from the `model` config: listener and attention are `_target_` classes, so a new
+    listener or attention needs only its file and its yaml."""
+    cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
+    listener = instantiate(cfg.listener, input_dim=feat_dim)
+    attention = instantiate(cfg.attention, query_dim=cfg.speller.hidden, memory_dim=listener.output_dim)
+    speller = Speller(vocab_size, listener.output_dim, attention, **OmegaConf.to_container(cfg.speller))
+    return LAS(listener, speller, vocab_size, ctc_weight=cfg.ctc_weight, label_smoothing=cfg.label_smoothing)

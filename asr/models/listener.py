@@ -1,0 +1,88 @@
+"""Listeners: acoustic encoders that turn features (B, T, F) into a shorter memory (B, T', D) to attend to."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+def run_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Run an LSTM over padded (B, T, D) so that backward directions start at each sequence's true end."""
+    packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    out, _ = lstm(packed)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    return out
+
+
+def stack_pairs(x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pyramid step of LAS: concatenate neighbouring frames, (B, T, D) -> (B, T // 2, 2D)."""
+    b, t, d = x.shape
+    t2 = t // 2
+    return x[:, : 2 * t2].reshape(b, t2, 2 * d), lengths // 2
+
+
+class PyramidalBLSTMListener(nn.Module):
+    """The LAS paper's listener: a BLSTM, then `reductions` pyramidal BLSTM layers, each halving time.
+
+    Input (B, T, input_dim) -> output (B, T / 2**reductions, 2 * hidden).
+    """
+
+    def __init__(self, input_dim: int, hidden: int = 256, reductions: int = 2, dropout: float = 0.0):
+        super().__init__()
+        self.first = nn.LSTM(input_dim, hidden, batch_first=True, bidirectional=True)
+        self.pyramid = nn.ModuleList(
+            nn.LSTM(4 * hidden, hidden, batch_first=True, bidirectional=True) for _ in range(reductions))
+        self.dropout = nn.Dropout(dropout)
+        self.output_dim = 2 * hidden
+        self.reduction = 2**reductions
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.dropout(run_lstm(self.first, feats, lengths))
+        for lstm in self.pyramid:
+            x, lengths = stack_pairs(x, lengths)
+            x = self.dropout(run_lstm(lstm, x, lengths))
+        return x, lengths
+
+
+class ConvBLSTMListener(nn.Module):
+    """Two strided 3x3 convolutions (4x fewer frames), then BLSTM layers, optionally pyramidal.
+
+    `pyramid` names the BLSTM layers (0-based) before which neighbouring frames are stacked, so
+    `pyramid=[1]` gives 8x time reduction in total.
+    Input (B, T, input_dim) -> output (B, T', 2 * hidden).
+    """
+
+    def __init__(self, input_dim: int, channels: int = 32, hidden: int = 256, layers: int = 3,
+                 pyramid: tuple[int, ...] | list[int] = (), dropout: float = 0.0):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, channels, 3, stride=2), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU())
+        conv_dim = channels * (((input_dim - 1) // 2 - 1) // 2)
+        self.pyramid = set(pyramid)
+        dims = [conv_dim] + [2 * hidden * (2 if i in self.pyramid else 1) for i in range(1, layers)]
+        if 0 in self.pyramid:
+            dims[0] *= 2
+        self.lstms = nn.ModuleList(
+            nn.LSTM(d, hidden, batch_first=True, bidirectional=True) for d in dims)
+        self.dropout = nn.Dropout(dropout)
+        self.output_dim = 2 * hidden
+        self.reduction = 4 * 2 ** len(self.pyramid)
+
+    @staticmethod
+    def conv_lengths(lengths: torch.Tensor) -> torch.Tensor:
+        for _ in range(2):
+            lengths = (lengths - 3) // 2 + 1
+        return lengths
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.conv(feats.unsqueeze(1))  # (B, C, T', F')
+        b, c, t, f = x.shape
+        x = x.permute(0, 2, 1, 3).reshape(b, t, c * f)
+        lengths = self.conv_lengths(lengths).clamp(min=1)
+        for i, lstm in enumerate(self.lstms):
+            if i in self.pyramid:
+                x, lengths = stack_pairs(x, lengths)
+            x = self.dropout(run_lstm(lstm, x, lengths))
+        return x, lengths

@@ -1,0 +1,72 @@
+"""The speller: an LSTM decoder that emits one token per step while attending over the listener output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .attention.base import Attention, AttentionState
+
+
+@dataclass
+class SpellerState:
+    """Decoder state between steps: LSTM (h, c) per layer, each (B, H); the last context (B, D)."""
+
+    hidden: list[tuple[torch.Tensor, torch.Tensor]]
+    context: torch.Tensor
+    attention: AttentionState
+
+    def select(self, index: torch.Tensor) -> SpellerState:
+        return SpellerState([(h[index], c[index]) for h, c in self.hidden], self.context[index],
+                            self.attention.select(index))
+
+
+class Speller(nn.Module):
+    """LAS speller (Chan et al. 2016) with input feeding: step i reads [embed(y_{i-1}); c_{i-1}], updates
+    its LSTM to s_i, attends with s_i to get c_i, and predicts y_i from [s_i; c_i].
+    """
+
+    def __init__(self, vocab_size: int, memory_dim: int, attention: Attention, embed_dim: int = 128,
+                 hidden: int = 320, layers: int = 1, dropout: float = 0.0):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_dim)
+        self.cells = nn.ModuleList(
+            nn.LSTMCell(embed_dim + memory_dim if i == 0 else hidden, hidden) for i in range(layers))
+        self.attention = attention
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Sequential(nn.Linear(hidden + memory_dim, hidden), nn.Tanh(),
+                                    nn.Linear(hidden, vocab_size))
+        self.hidden, self.memory_dim = hidden, memory_dim
+
+    def init_state(self, memory: torch.Tensor, lengths: torch.Tensor) -> SpellerState:
+        b = memory.shape[0]
+        zeros = memory.new_zeros(b, self.hidden)
+        return SpellerState([(zeros, zeros) for _ in self.cells], memory.new_zeros(b, self.memory_dim),
+                            self.attention.init_state(memory, lengths))
+
+    def step(self, tokens: torch.Tensor, state: SpellerState
+             ) -> tuple[torch.Tensor, torch.Tensor, SpellerState]:
+        """One decoder step for previous tokens (B,). Returns features (B, H + D) for `output`,
+        the attention weights (B, T) and the new state."""
+        x = torch.cat([self.embed(tokens), state.context], dim=-1)
+        hidden = []
+        for cell, hc in zip(self.cells, state.hidden):
+            h, c = cell(x, hc)
+            hidden.append((h, c))
+            x = self.dropout(h)
+        context, weights, attention = self.attention(x, state.attention)
+        return torch.cat([x, context], dim=-1), weights, SpellerState(hidden, context, attention)
+
+    def forward(self, memory: torch.Tensor, lengths: torch.Tensor, inputs: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher forcing. inputs (B, U) -> logits (B, U, V), alignments (B, U, T)."""
+        state = self.init_state(memory, lengths)
+        features, alignments = [], []
+        for i in range(inputs.shape[1]):
+            feat, weights, state = self.step(inputs[:, i], state)
+            features.append(feat)
+            alignments.append(weights)
+        # one large output projection after the loop is much cheaper than U small ones
+        return self.output(torch.stack(features, 1)), torch.stack(alignments, 1)
