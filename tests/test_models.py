@@ -1,0 +1,121 @@
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from asr.decoding.greedy import greedy_decode
+from asr.models.attention.base import padding_mask
+from asr.models.attention.location import LocationAwareAttention
+from asr.models.las import build_model
+from asr.models.listener import ConvBLSTMListener, PyramidalBLSTMListener
+
+
+def small_config(listener="conv", ctc_weight=0.3):
+    listeners = {
+        "conv": {"_target_": "asr.models.listener.ConvBLSTMListener", "channels": 4, "hidden": 16, "layers": 2,
+                 "pyramid": [], "dropout": 0.0},
+        "pblstm": {"_target_": "asr.models.listener.PyramidalBLSTMListener", "hidden": 16, "reductions": 2},
+    }
+    return OmegaConf.create({
+        "listener": listeners[listener],
+        "attention": {"_target_": "asr.models.attention.location.LocationAwareAttention", "attention_dim": 16,
+                      "conv_channels": 4, "conv_kernel": 5},
+        "speller": {"embed_dim": 8, "hidden": 24, "layers": 1, "dropout": 0.0},
+        "ctc_weight": ctc_weight, "label_smoothing": 0.1})
+
+
+@pytest.mark.parametrize("listener, reduction", [
+    (ConvBLSTMListener(20, channels=4, hidden=8, layers=2), 4),
+    (ConvBLSTMListener(20, channels=4, hidden=8, layers=2, pyramid=[1]), 8),
+    (PyramidalBLSTMListener(20, hidden=8, reductions=2), 4),
+])
+def test_listener_shapes_and_padding_independence(listener, reduction):
+    listener.eval()
+    feats, lengths = torch.randn(3, 100, 20), torch.tensor([100, 64, 37])
+    out, out_lengths = listener(feats, lengths)
+    assert out.shape[0] == 3 and out.shape[2] == 16
+    assert out.shape[1] == out_lengths.max()
+    assert (out_lengths - lengths // reduction).abs().max() <= 1
+    # an utterance's output must not change when it is padded in a batch with a longer one
+    alone, alone_len = listener(feats[2:, :37], lengths[2:])
+    assert alone_len.item() == out_lengths[2].item()
+    assert torch.allclose(alone[0], out[2, : alone_len.item()], atol=1e-5)
+
+
+@pytest.mark.parametrize("options", [{}, {"smoothing": True}, {"coverage": True, "sharpening": 2.0}])
+def test_location_attention_masks_padding_and_sums_to_one(options):
+    torch.manual_seed(0)
+    att = LocationAwareAttention(query_dim=6, memory_dim=10, attention_dim=8, conv_channels=3, conv_kernel=5,
+                                 **options)
+    memory, lengths = torch.randn(3, 12, 10), torch.tensor([12, 7, 3])
+    state = att.init_state(memory, lengths)
+    mask = padding_mask(lengths, 12)
+    assert torch.allclose(state.weights.sum(-1), torch.ones(3))
+    for _ in range(4):
+        context, weights, state = att(torch.randn(3, 6), state)
+        assert context.shape == (3, 10) and weights.shape == (3, 12)
+        assert (weights[~mask] == 0).all()
+        assert torch.allclose(weights.sum(-1), torch.ones(3), atol=1e-6)
+        assert torch.allclose(context, torch.einsum("bt,btd->bd", weights, memory), atol=1e-6)
+
+
+def test_attention_state_select_reorders_every_tensor():
+    att = LocationAwareAttention(query_dim=6, memory_dim=10, attention_dim=8, conv_kernel=5, coverage=True)
+    state = att.init_state(torch.randn(3, 9, 10), torch.tensor([9, 5, 2]))
+    picked = state.select(torch.tensor([2, 2, 0]))
+    assert torch.equal(picked.mask[0], state.mask[2]) and torch.equal(picked.keys[2], state.keys[0])
+    assert picked.extra["cumulative"].shape == (3, 9)
+
+
+def tiny_batch():
+    torch.manual_seed(0)
+    feats = torch.randn(4, 60, 20)
+    lengths = torch.tensor([60, 55, 48, 40])
+    tokens = torch.randint(3, 10, (4, 6))
+    token_lengths = torch.tensor([6, 5, 4, 3])
+    return feats, lengths, tokens, token_lengths
+
+
+@pytest.mark.parametrize("listener", ["conv", "pblstm"])
+def test_loss_falls_on_a_tiny_batch(listener):
+    feats, lengths, tokens, token_lengths = tiny_batch()
+    model = build_model(small_config(listener), vocab_size=10, feat_dim=20)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(40):
+        out = model(feats, lengths, tokens, token_lengths)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(out["loss"].item())
+    assert losses[-1] < 0.5 * losses[0]
+    assert out["accuracy"] > 0.9
+
+
+def test_loss_ignores_padding_in_targets():
+    feats, lengths, tokens, token_lengths = tiny_batch()
+    model = build_model(small_config(), vocab_size=10, feat_dim=20).eval()
+    noisy = tokens.clone()
+    for i, n in enumerate(token_lengths):
+        noisy[i, n:] = 7  # whatever sits past the length must not matter
+    a = model(feats, lengths, tokens, token_lengths)
+    b = model(feats, lengths, noisy, token_lengths)
+    assert torch.allclose(a["loss"], b["loss"])
+
+
+def test_greedy_decoding_matches_one_by_one():
+    feats, lengths, tokens, token_lengths = tiny_batch()
+    model = build_model(small_config(), vocab_size=10, feat_dim=20)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(200):
+        out = model(feats, lengths, tokens, token_lengths)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+    model.eval()
+    assert model(feats, lengths, tokens, token_lengths)["accuracy"] == 1
+    batch, _ = greedy_decode(model, feats, lengths)
+    single = [greedy_decode(model, feats[i:i + 1, : lengths[i]], lengths[i:i + 1])[0][0] for i in range(4)]
+    assert batch == single
+    assert batch == [t[:n].tolist() for t, n in zip(tokens, token_lengths)]  # it learned the batch
+    _, alignments = greedy_decode(model, feats, lengths, keep_alignments=True)
+    assert all(torch.allclose(a.sum(-1), torch.ones(a.shape[0]), atol=1e-5) for a in alignments)
