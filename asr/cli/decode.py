@@ -12,6 +12,8 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from . import CONF_DIR
+
 
 def decode_manifest(cfg: DictConfig) -> dict:
     from ..data.batching import BucketBatchSampler, FeatureDataset, collate
@@ -51,7 +53,7 @@ def decode_manifest(cfg: DictConfig) -> dict:
     return result
 
 
-@hydra.main(config_path="../../conf", config_name="decode", version_base=None)
+@hydra.main(config_path=CONF_DIR, config_name="decode", version_base=None)
 def main(cfg: DictConfig) -> None:
     try:
         result = decode_manifest(cfg)

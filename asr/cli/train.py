@@ -7,8 +7,10 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from . import CONF_DIR
 
-@hydra.main(config_path="../../conf", config_name="train", version_base=None)
+
+@hydra.main(config_path=CONF_DIR, config_name="train", version_base=None)
 def main(cfg: DictConfig) -> None:
     from ..training.trainer import Trainer
 

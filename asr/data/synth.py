@@ -339,8 +339,11 @@ class _Espeak:
         self._buffers: list[bytes] = []
         self._callback = _SYNTH_CALLBACK(self._collect)  # kept referenced: C holds only a raw pointer
         self.lib.espeak_SetSynthCallback(self._callback)
-        # espeak-ng draws noise from libc rand(); seeding it per utterance makes that part reproducible.
+        # Breath noise comes from espeak-ng's own generator, which espeak_Initialize seeds with the
+        # clock; other parts may still call libc rand(). Both are seeded per utterance.
+        self.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         self._srand = ctypes.CDLL(None).srand
+        self._srand.argtypes = [ctypes.c_uint]
 
     def _collect(self, wav, n_samples, _events) -> int:
         if n_samples > 0:
@@ -354,6 +357,7 @@ class _Espeak:
         self.lib.espeak_SetParameter(_PARAM_RATE, rate, 0)
         self.lib.espeak_SetParameter(_PARAM_PITCH, pitch, 0)
         self.lib.espeak_SetParameter(_PARAM_RANGE, pitch_range, 0)
+        self.lib.espeak_ng_SetRandSeed(seed)
         self._srand(seed)
         self._buffers = []
         data = text.encode()

@@ -71,7 +71,8 @@ class Trainer:
         self.sampler = BucketBatchSampler([u.duration for u in train_utts], cfg.data.max_frames,
                                           cfg.data.max_batch, seed=cfg.train.seed)
         self.model = build_model(cfg.model, len(self.tokenizer), cfg.features.n_mels)
-        self.specaug = SpecAugment(**cfg.specaug) if cfg.specaug.enabled else None
+        augment = {k: v for k, v in cfg.specaug.items() if k != "enabled"}
+        self.specaug = SpecAugment(**augment) if cfg.specaug.enabled else None
         t = cfg.train
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, betas=(0.9, 0.98), eps=1e-9,
                                           weight_decay=t.weight_decay)
