@@ -123,6 +123,15 @@ def test_rerun_skips_finished_files_and_renders_missing_ones(corpus, tmp_path):
     assert not stale.exists()
 
 
+def test_smaller_train_set_keeps_dev_and_test_and_warns_about_leftovers(corpus, tmp_path):
+    root, _ = corpus
+    copy = Path(shutil.copytree(root, tmp_path / "LibriSpeech"))
+    with pytest.warns(UserWarning, match=r"holds 1 file\(s\) that are not part of this corpus"):
+        stats = _run(tmp_path, jobs=1, n_train=5)
+    assert stats["rendered"] == 0  # the first five train utterances, dev and test are unchanged
+    assert len(_transcripts(copy / "train-synth")) == 5
+
+
 def test_plan_with_default_sizes():
     cfg = synth.SynthConfig(train_copies=2)
     _, data_path = synth.espeak_paths()

@@ -40,6 +40,9 @@ def test_lr_schedule_warms_up_then_decays():
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(f[9:], f[10:]))
     assert f[100] == pytest.approx(0.1) and f[119] == pytest.approx(0.1)
+    # a spent time budget anneals fully whatever the step
+    assert lr_factor(20, 10, 100, "cosine", 0.1, time_fraction=1.0) == pytest.approx(0.1)
+    assert lr_factor(20, 10, 100, "cosine", 0.1, time_fraction=0.5) == pytest.approx(0.55)
 
 
 def test_checkpoint_is_atomic_and_loads_weights_only(tmp_path):

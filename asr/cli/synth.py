@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
+from asr.cli import CONF_DIR
 from asr.data.synth import EspeakUnavailableError, format_summary, synthesize_corpus
-
-# Absolute on purpose: for a relative config_path Hydra resolves "../../conf" against the *package*
-# (asr.cli -> pkg://conf) whenever main() is imported rather than run as a script, which is the case
-# for the asr-synth console script, and conf/ is not a Python package.
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 @hydra.main(config_path=CONF_DIR, config_name="synth", version_base=None)
@@ -24,6 +19,9 @@ def main(cfg: DictConfig) -> None:
     except EspeakUnavailableError as err:
         print(err, file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:
+        print("asr-synth: interrupted; run the same command again to continue", file=sys.stderr)
+        sys.exit(130)
     for line in format_summary(stats):
         print(line)
 

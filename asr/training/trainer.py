@@ -76,9 +76,9 @@ class Trainer:
         t = cfg.train
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, betas=(0.9, 0.98), eps=1e-9,
                                           weight_decay=t.weight_decay)
-        total = t.max_epochs * len(self.sampler.batches)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: lr_factor(s, t.warmup_steps, total, t.decay, t.final_lr_ratio))
+        self.total_steps = t.max_epochs * len(self.sampler.batches)
+        self.budget = t.max_minutes * 60 if t.max_minutes else math.inf
+        self.lr = 0.0
         self.state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best_cer": math.inf, "best_epoch": -1,
                       "train_seconds": 0.0, "skipped_steps": 0}
         write_model_config(self.exp, cfg.model, cfg.features.n_mels)
@@ -88,7 +88,7 @@ class Trainer:
     # --- checkpoints -------------------------------------------------------------------------------------
     def save(self) -> None:
         save_atomic({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                     "scheduler": self.scheduler.state_dict(), "state": dict(self.state),
+                     "state": dict(self.state),
                      "rng": torch.get_rng_state()}, self.exp / "last.pt")
 
     def resume(self) -> bool:
@@ -98,7 +98,6 @@ class Trainer:
         ckpt = load_checkpoint(path)
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
         self.state.update(ckpt["state"])
         torch.set_rng_state(ckpt["rng"])
         return True
@@ -114,7 +113,7 @@ class Trainer:
         if old.exists():
             old.unlink()
         n = max(stats["batches"], 1)
-        row = {"epoch": epoch, "step": self.state["step"], "lr": f"{self.scheduler.get_last_lr()[0]:.3g}",
+        row = {"epoch": epoch, "step": self.state["step"], "lr": f"{self.lr:.3g}",
                "train_loss": f"{stats['loss'] / n:.4f}", "train_ctc": f"{stats['ctc'] / n:.4f}",
                "train_att": f"{stats['att'] / n:.4f}", "train_acc": f"{stats['acc'] / n:.4f}",
                "dev_cer": dev["cer"], "dev_wer": dev["wer"], "epoch_seconds": round(seconds, 1),
@@ -132,6 +131,15 @@ class Trainer:
                    f"WER {dev['wer']:.2f}%{mark}, {row['audio_per_second']} audio-s/s")
 
     # --- the loop ----------------------------------------------------------------------------------------
+    def set_lr(self, elapsed: float) -> None:
+        """Learning rate for the next step; `elapsed` is this epoch's seconds so far."""
+        t = self.cfg.train
+        spent = (self.state["train_seconds"] + elapsed) / self.budget
+        self.lr = t.lr * lr_factor(self.state["step"], t.warmup_steps, self.total_steps, t.decay,
+                                   t.final_lr_ratio, time_fraction=spent)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+
     def train_step(self, batch: dict) -> dict:
         feats = batch["feats"]
         if self.specaug is not None:
@@ -144,7 +152,6 @@ class Trainer:
             self.optimizer.step()
         else:  # one bad batch must not poison the weights
             self.state["skipped_steps"] += 1
-        self.scheduler.step()
         self.state["step"] += 1
         return {k: v.item() for k, v in out.items()}
 
@@ -157,7 +164,7 @@ class Trainer:
             self.train_set.preload("train features")
         self.dev_set.preload("dev features")
         self.model.train()
-        budget = t.max_minutes * 60 if t.max_minutes else math.inf
+        budget = self.budget
         steps_this_run, stop = 0, self.state["train_seconds"] >= budget
         while self.state["epoch"] < t.max_epochs and not stop:
             epoch = self.state["epoch"]
@@ -167,6 +174,7 @@ class Trainer:
             audio, start = 0.0, time.time()
             bar = tqdm(self.sampler, desc=f"epoch {epoch}", unit="batch", dynamic_ncols=True)
             for idx in bar:
+                self.set_lr(time.time() - start)
                 batch = collate([self.train_set[i] for i in idx])
                 out = self.train_step(batch)
                 self.state["batch_in_epoch"] += 1
@@ -177,7 +185,7 @@ class Trainer:
                 audio += batch["feat_lengths"].sum().item() / 100
                 elapsed = time.time() - start
                 bar.set_postfix(loss=f"{out['loss']:.3f}", acc=f"{out['accuracy']:.3f}",
-                                lr=f"{self.scheduler.get_last_lr()[0]:.2e}", audio_s_per_s=f"{audio / elapsed:.0f}")
+                                lr=f"{self.lr:.2e}", audio_s_per_s=f"{audio / elapsed:.0f}")
                 if self.state["train_seconds"] + elapsed > budget:
                     tqdm.write(f"wall-clock budget of {t.max_minutes} min reached")
                     stop = True
