@@ -41,7 +41,8 @@ def test_listener_shapes_and_padding_independence(listener, reduction):
     assert torch.allclose(alone[0], out[2, : alone_len.item()], atol=1e-5)
 
 
-@pytest.mark.parametrize("options", [{}, {"smoothing": True}, {"coverage": True, "sharpening": 2.0}])
+@pytest.mark.parametrize("options", [{}, {"smoothing": True}, {"coverage": True, "sharpening": 2.0},
+                                     {"scorer": "dot"}, {"scorer": "dot", "coverage": True}])
 def test_location_attention_masks_padding_and_sums_to_one(options):
     torch.manual_seed(0)
     att = LocationAwareAttention(query_dim=6, memory_dim=10, attention_dim=8, conv_channels=3, conv_kernel=5,
@@ -56,6 +57,19 @@ def test_location_attention_masks_padding_and_sums_to_one(options):
         assert (weights[~mask] == 0).all()
         assert torch.allclose(weights.sum(-1), torch.ones(3), atol=1e-6)
         assert torch.allclose(context, torch.einsum("bt,btd->bd", weights, memory), atol=1e-6)
+
+
+def test_location_term_moves_attention():
+    """With identical content everywhere, only the previous alignment can make weights differ."""
+    torch.manual_seed(0)
+    for scorer in ("mlp", "dot"):
+        att = LocationAwareAttention(query_dim=4, memory_dim=6, attention_dim=8, conv_kernel=5, scorer=scorer)
+        state = att.init_state(torch.ones(1, 10, 6), torch.tensor([10]))
+        state.weights = torch.zeros(1, 10)
+        state.weights[0, 3] = 1.0
+        _, weights, _ = att(torch.randn(1, 4), state)
+        assert weights.std() > 1e-4, scorer
+        assert weights[0, 3] != weights[0, 8]
 
 
 def test_attention_state_select_reorders_every_tensor():

@@ -104,7 +104,7 @@ def test_format_table():
     rows["clean"]["rtf"] = 0.0456
     table = format_table(rows).splitlines()
     assert table[0].endswith("| utts | RTF |")
-    assert table[2].endswith("| 0.046 |") and table[3].endswith("| - |")
+    assert table[2].endswith("| 0.0456 |") and table[3].endswith("| - |")
 
 
 def test_cli_single_pair(tmp_path: Path, capsys):

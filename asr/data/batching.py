@@ -18,8 +18,8 @@ FRAMES_PER_SECOND = 100
 class FeatureDataset(torch.utils.data.Dataset):
     """Normalized log-mel features (T, F) and token ids (U,) per utterance of a manifest.
 
-    With `cache`, features are kept in memory as float16 after the first read: on a small corpus the
-    front end then costs nothing after the first epoch.
+    With `cache`, features are kept in memory after the first read: on a small corpus the front end then
+    costs nothing after the first epoch.
     """
 
     def __init__(self, utts: Sequence[Utterance], tokenizer: CharTokenizer, logmel: LogMel, norm: GlobalNorm,
@@ -32,10 +32,10 @@ class FeatureDataset(torch.utils.data.Dataset):
 
     def features(self, i: int) -> torch.Tensor:
         if self.cache is not None and i in self.cache:
-            return self.cache[i].float()
+            return self.cache[i]
         feats = self.norm(self.logmel(load_audio(self.utts[i].audio)))
         if self.cache is not None:
-            self.cache[i] = feats.half()
+            self.cache[i] = feats
         return feats
 
     def preload(self, desc: str = "features") -> None:
