@@ -11,6 +11,8 @@ from pathlib import Path
 
 import jiwer
 
+from .textfile import read_lines
+
 
 def read_text_file(path: str | Path) -> dict[str, str]:
     """Read ``UTTID TEXT`` lines into a dict; the text may be empty (a line holding only the id).
@@ -18,19 +20,9 @@ def read_text_file(path: str | Path) -> dict[str, str]:
     Blank lines are skipped. Raises FileNotFoundError ``"<path>: no such file"`` and ValueError
     ``"<path>:<line>: <problem>"`` for a duplicate id, or ``"<path>: <problem>"`` for an unreadable file.
     """
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw_lines = f.read().splitlines()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
-    except OSError as e:
-        raise ValueError(f"{path}: {e.strerror or e}") from None
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     texts: dict[str, str] = {}
     first_line: dict[str, int] = {}
-    for lineno, line in enumerate(raw_lines, start=1):
+    for lineno, line in enumerate(read_lines(path), start=1):
         parts = line.split(maxsplit=1)
         if not parts:
             continue

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import soundfile as sf
 
+from ..textfile import read_lines
+
 TRANSCRIPT_SUFFIX = ".trans.txt"
 AUDIO_SUFFIX = ".flac"
 
@@ -161,16 +163,8 @@ def read_manifest(path: str | Path) -> list[Utterance]:
     Raises FileNotFoundError for a missing file and ValueError ``"<path>:<line>: <problem>"`` for a bad line.
     Blank lines are skipped and unknown keys ignored, so manifests may carry extra fields.
     """
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw_lines = f.read().splitlines()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: unreadable ({_one_line(e)})") from None
     utts = []
-    for lineno, line in enumerate(raw_lines, start=1):
+    for lineno, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
         try:

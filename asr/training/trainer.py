@@ -71,7 +71,7 @@ class Trainer:
         self.sampler = BucketBatchSampler([u.duration for u in train_utts], cfg.data.max_frames,
                                           cfg.data.max_batch, seed=cfg.train.seed)
         self.model = build_model(cfg.model, len(self.tokenizer), cfg.features.n_mels)
-        augment = {k: v for k, v in cfg.specaug.items() if k != "enabled"}
+        augment = {k: v for k, v in cfg.specaug.items() if k not in ("enabled", "start_epoch")}
         self.specaug = SpecAugment(**augment) if cfg.specaug.enabled else None
         t = cfg.train
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, betas=(0.9, 0.98), eps=1e-9,
@@ -142,7 +142,7 @@ class Trainer:
 
     def train_step(self, batch: dict) -> dict:
         feats = batch["feats"]
-        if self.specaug is not None:
+        if self.specaug is not None and self.state["epoch"] >= self.cfg.specaug.start_epoch:
             feats = self.specaug(feats)
         out = self.model(feats, batch["feat_lengths"], batch["tokens"], batch["token_lengths"])
         self.optimizer.zero_grad(set_to_none=True)
