@@ -103,7 +103,7 @@ class Trainer:
         return True
 
     def end_epoch(self, epoch: int, stats: dict, seconds: float, audio: float) -> None:
-        dev = evaluate(self.model, self.dev_set, self.cfg.data.max_frames, self.cfg.decode_max_len_ratio)
+        dev = evaluate(self.model, self.dev_set, self.cfg.data.dev_max_frames, self.cfg.decode_max_len_ratio)
         improved = dev["cer"] < self.state["best_cer"]
         if improved:
             self.state.update(best_cer=dev["cer"], best_epoch=epoch)
@@ -131,10 +131,10 @@ class Trainer:
                    f"WER {dev['wer']:.2f}%{mark}, {row['audio_per_second']} audio-s/s")
 
     # --- the loop ----------------------------------------------------------------------------------------
-    def set_lr(self, elapsed: float) -> None:
-        """Learning rate for the next step; `elapsed` is this epoch's seconds so far."""
+    def set_lr(self) -> None:
+        """Learning rate for the next step, from the step count and the share of the time budget spent."""
         t = self.cfg.train
-        spent = (self.state["train_seconds"] + elapsed) / self.budget
+        spent = self.state["train_seconds"] / self.budget
         self.lr = t.lr * lr_factor(self.state["step"], t.warmup_steps, self.total_steps, t.decay,
                                    t.final_lr_ratio, time_fraction=spent)
         for group in self.optimizer.param_groups:
@@ -164,39 +164,41 @@ class Trainer:
             self.train_set.preload("train features")
         self.dev_set.preload("dev features")
         self.model.train()
-        budget = self.budget
-        steps_this_run, stop = 0, self.state["train_seconds"] >= budget
+        steps_this_run, stop = 0, self.state["train_seconds"] >= self.budget
         while self.state["epoch"] < t.max_epochs and not stop:
             epoch = self.state["epoch"]
             self.sampler.set_epoch(epoch, shortest_first=cfg.data.shortest_first_epochs > epoch,
                                    skip=self.state["batch_in_epoch"])
             stats = {"loss": 0.0, "ctc": 0.0, "att": 0.0, "acc": 0.0, "batches": 0}
-            audio, start = 0.0, time.time()
+            audio, start, saved = 0.0, time.time(), time.time()
             bar = tqdm(self.sampler, desc=f"epoch {epoch}", unit="batch", dynamic_ncols=True)
             for idx in bar:
-                self.set_lr(time.time() - start)
+                tick = time.time()
+                self.set_lr()
                 batch = collate([self.train_set[i] for i in idx])
                 out = self.train_step(batch)
                 self.state["batch_in_epoch"] += 1
+                self.state["train_seconds"] += time.time() - tick
                 steps_this_run += 1
                 stats["batches"] += 1
                 for key, name in (("loss", "loss"), ("ctc", "ctc_loss"), ("att", "att_loss"), ("acc", "accuracy")):
                     stats[key] += out.get(name, 0.0)
                 audio += batch["feat_lengths"].sum().item() / 100
-                elapsed = time.time() - start
                 bar.set_postfix(loss=f"{out['loss']:.3f}", acc=f"{out['accuracy']:.3f}",
-                                lr=f"{self.lr:.2e}", audio_s_per_s=f"{audio / elapsed:.0f}")
-                if self.state["train_seconds"] + elapsed > budget:
+                                lr=f"{self.lr:.2e}", audio_s_per_s=f"{audio / (time.time() - start):.0f}")
+                if self.state["train_seconds"] >= self.budget:
                     tqdm.write(f"wall-clock budget of {t.max_minutes} min reached")
                     stop = True
                     break
                 if t.stop_after_steps and steps_this_run >= t.stop_after_steps:
                     stop = True
                     break
+                if time.time() - saved > t.checkpoint_minutes * 60:  # a killed run loses at most this much
+                    self.save()
+                    saved = time.time()
             bar.close()
-            self.state["train_seconds"] += time.time() - start
             epoch_done = self.state["batch_in_epoch"] >= len(self.sampler.batches)
-            if epoch_done or self.state["train_seconds"] > budget:
+            if epoch_done or self.state["train_seconds"] >= self.budget:
                 self.end_epoch(epoch, stats, time.time() - start, audio)
                 self.state.update(epoch=epoch + 1, batch_in_epoch=0)
             self.save()
