@@ -17,7 +17,8 @@ TINY_SYNTH = ["n_train=40", "n_dev=6", "n_test=6", "n_train_speakers=4", "n_unse
               "progress=false", "max_words=12"]
 TINY_MODEL = ["model.listener.channels=4", "model.listener.hidden=24", "model.listener.layers=2",
               "model.attention.attention_dim=16", "model.speller.hidden=32", "model.speller.embed_dim=16",
-              "data.max_frames=6000", "data.max_batch=8", "train.warmup_steps=5", "train.lr=3e-3", "threads=1"]
+              "data.max_frames=6000", "data.max_batch=8", "train.warmup_steps=5", "train.lr=3e-3", "threads=1",
+              "train.max_minutes=null"]
 
 
 def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
