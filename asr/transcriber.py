@@ -69,8 +69,8 @@ class Transcriber:
         batch: list[tuple[int, torch.Tensor]] = []
         for j, (i, feats) in enumerate(ready):
             batch.append((i, feats))
-            frames = len(feats) * len(batch)
-            if j == len(ready) - 1 or frames + len(ready[j + 1][1]) > self.batch_seconds * 100:
+            # sorted by length, so the next item would pad the batch to its own length
+            if j == len(ready) - 1 or len(ready[j + 1][1]) * (len(batch) + 1) > self.batch_seconds * 100:
                 for (k, _), text in zip(batch, self.decode_features([f for _, f in batch])):
                     results[k].text = text
                 batch = []

@@ -32,8 +32,9 @@ def test_any_format_and_rate_gives_the_same_text(tiny_corpus, tiny_model, tmp_pa
     assert isinstance(transcriber.transcribe(resampled), str)
 
 
-def test_batch_equals_one_by_one(tiny_model):
-    transcriber = Transcriber.from_pretrained(tiny_model)
+@pytest.mark.parametrize("batch_seconds", [300.0, 20.0])  # one batch, then several
+def test_batch_equals_one_by_one(tiny_model, batch_seconds):
+    transcriber = Transcriber.from_pretrained(tiny_model, batch_seconds=batch_seconds)
     files = sorted(str(p) for p in REAL.rglob("*.flac"))
     assert len(files) == 5
     batch = [r.text for r in transcriber.transcribe_many(files)]
