@@ -13,6 +13,12 @@ ATTENTIONS = {
                  "conv_channels": 4, "conv_kernel": 5},
     "monotonic": {"_target_": "asr.models.attention.monotonic.MonotonicAttention", "attention_dim": 16},
     "mocha": {"_target_": "asr.models.attention.mocha.MoChA", "attention_dim": 16, "chunk": 3},
+    "multihead": {"_target_": "asr.models.attention.multihead.MultiHeadLocationAttention", "heads": 2,
+                  "attention_dim": 16, "conv_kernel": 5},
+    "windowed": {"_target_": "asr.models.attention.windowed.WindowedAttention", "_recursive_": False,
+                 "before": 3, "after": 5, "in_training": True,
+                 "inner": {"_target_": "asr.models.attention.location.LocationAwareAttention", "attention_dim": 16,
+                           "conv_kernel": 5}},
 }
 
 
@@ -96,7 +102,8 @@ def tiny_batch():
 
 
 @pytest.mark.parametrize("listener, attention", [("conv", "location"), ("pblstm", "location"),
-                                                 ("conv", "monotonic"), ("conv", "mocha")])
+                                                 ("conv", "monotonic"), ("conv", "mocha"),
+                                                 ("conv", "multihead"), ("conv", "windowed")])
 def test_loss_falls_on_a_tiny_batch(listener, attention):
     torch.manual_seed(0)
     feats, lengths, tokens, token_lengths = tiny_batch()
@@ -146,3 +153,47 @@ def test_greedy_decoding_matches_one_by_one(attention):
     for a in alignments:  # soft weights sum to 1; hard monotonic ones to 1, or 0 where nothing is selected
         one = (a.sum(-1) - 1).abs() < 1e-5
         assert one.all() if attention == "location" else (one | (a.sum(-1) == 0)).all()
+
+
+ALL_ATTENTIONS = {
+    "location-mlp": {"_target_": "asr.models.attention.location.LocationAwareAttention", "scorer": "mlp"},
+    "location-dot": {"_target_": "asr.models.attention.location.LocationAwareAttention", "scorer": "dot"},
+    **{s: {"_target_": "asr.models.attention.content.ContentAttention", "scorer": s}
+       for s in ("additive", "dot", "scaled_dot", "general")},
+    "multihead": {"_target_": "asr.models.attention.multihead.MultiHeadLocationAttention", "heads": 2},
+    "windowed": {"_target_": "asr.models.attention.windowed.WindowedAttention", "_recursive_": False,
+                 "before": 2, "after": 3, "in_training": True,
+                 "inner": {"_target_": "asr.models.attention.location.LocationAwareAttention"}},
+}
+
+
+@pytest.mark.parametrize("name", list(ALL_ATTENTIONS))
+@pytest.mark.parametrize("training", [True, False])
+def test_every_soft_attention_masks_padding_and_sums_to_one(name, training):
+    from hydra.utils import instantiate
+
+    torch.manual_seed(0)
+    att = instantiate(OmegaConf.create(ALL_ATTENTIONS[name]), query_dim=6, memory_dim=8).train(training)
+    memory, lengths = torch.randn(3, 15, 8), torch.tensor([15, 9, 4])
+    mask = padding_mask(lengths, 15)
+    state = att.init_state(memory, lengths)
+    for step in range(4):
+        context, weights, state = att(torch.randn(3, 6), state)
+        assert context.shape == (3, 8) and weights.shape == (3, 15)
+        assert (weights[~mask] == 0).all()
+        assert torch.allclose(weights.sum(-1), torch.ones(3), atol=1e-5)
+        assert torch.equal(state.mask, mask)
+        if name == "windowed" and step > 0:
+            assert ((weights > 0).sum(-1) <= 2 + 3 + 1).all()
+    picked = state.select(torch.tensor([2, 0]))
+    assert picked.weights.shape == (2, 15) and all(v.shape[0] == 2 for v in picked.extra.values())
+
+
+def test_windowed_attention_only_sees_the_window():
+    from asr.models.attention.windowed import window_mask
+
+    weights = torch.zeros(2, 20)
+    weights[0, 10], weights[1, 1] = 1.0, 1.0
+    m = window_mask(weights, padding_mask(torch.tensor([20, 20]), 20), before=2, after=3)
+    assert m[0].nonzero().flatten().tolist() == [8, 9, 10, 11, 12, 13]
+    assert m[1].nonzero().flatten().tolist() == [0, 1, 2, 3, 4]
