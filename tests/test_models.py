@@ -22,7 +22,7 @@ ATTENTIONS = {
 }
 
 
-def small_config(listener="conv", ctc_weight=0.3, attention="location"):
+def small_config(listener="conv", ctc_weight=0.3, attention="location", attention_first=False):
     listeners = {
         "conv": {"_target_": "asr.models.listener.ConvBLSTMListener", "channels": 4, "hidden": 16, "layers": 2,
                  "pyramid": [], "dropout": 0.0},
@@ -31,7 +31,7 @@ def small_config(listener="conv", ctc_weight=0.3, attention="location"):
     return OmegaConf.create({
         "listener": listeners[listener],
         "attention": ATTENTIONS[attention],
-        "speller": {"embed_dim": 8, "hidden": 24, "layers": 1, "dropout": 0.0},
+        "speller": {"embed_dim": 8, "hidden": 24, "layers": 1, "dropout": 0.0, "attention_first": attention_first},
         "ctc_weight": ctc_weight, "label_smoothing": 0.1})
 
 
@@ -131,11 +131,13 @@ def test_loss_ignores_padding_in_targets():
     assert torch.allclose(a["loss"], b["loss"])
 
 
-@pytest.mark.parametrize("attention", ["location", "monotonic", "mocha"])
-def test_greedy_decoding_matches_one_by_one(attention):
+@pytest.mark.parametrize("attention, attention_first", [("location", False), ("location", True),
+                                                       ("monotonic", False), ("mocha", False)])
+def test_greedy_decoding_matches_one_by_one(attention, attention_first):
     torch.manual_seed(0)
     feats, lengths, tokens, token_lengths = tiny_batch()
-    model = build_model(small_config(attention=attention), vocab_size=10, feat_dim=20)
+    model = build_model(small_config(attention=attention, attention_first=attention_first), vocab_size=10,
+                        feat_dim=20)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(200):
         out = model(feats, lengths, tokens, token_lengths)

@@ -24,13 +24,18 @@ class SpellerState:
 
 
 class Speller(nn.Module):
-    """LAS speller (Chan et al. 2016) with input feeding: step i reads [embed(y_{i-1}); c_{i-1}], updates
-    its LSTM to s_i, attends with s_i to get c_i, and predicts y_i from [s_i; c_i].
+    """LAS speller (Chan et al. 2016).
+
+    attention_first=False (Luong-style, with input feeding): step i reads [embed(y_{i-1}); c_{i-1}],
+    updates its LSTM to s_i, attends with s_i to get c_i, and predicts y_i from [s_i; c_i].
+    attention_first=True (Bahdanau-style): attends with s_{i-1} to get c_i first, then reads
+    [embed(y_{i-1}); c_i] into the LSTM, and predicts y_i from [s_i; c_i].
     """
 
     def __init__(self, vocab_size: int, memory_dim: int, attention: Attention, embed_dim: int = 128,
-                 hidden: int = 320, layers: int = 1, dropout: float = 0.0):
+                 hidden: int = 320, layers: int = 1, dropout: float = 0.0, attention_first: bool = False):
         super().__init__()
+        self.attention_first = attention_first
         self.embed = nn.Embedding(vocab_size, embed_dim)
         self.cells = nn.ModuleList(
             nn.LSTMCell(embed_dim + memory_dim if i == 0 else hidden, hidden) for i in range(layers))
@@ -50,13 +55,18 @@ class Speller(nn.Module):
              ) -> tuple[torch.Tensor, torch.Tensor, SpellerState]:
         """One decoder step for previous tokens (B,). Returns features (B, H + D) for `output`,
         the attention weights (B, T) and the new state."""
-        x = torch.cat([self.embed(tokens), state.context], dim=-1)
+        if self.attention_first:
+            context, weights, attention = self.attention(state.hidden[-1][0], state.attention)
+            x = torch.cat([self.embed(tokens), context], dim=-1)
+        else:
+            x = torch.cat([self.embed(tokens), state.context], dim=-1)
         hidden = []
         for cell, hc in zip(self.cells, state.hidden):
             h, c = cell(x, hc)
             hidden.append((h, c))
             x = self.dropout(h)
-        context, weights, attention = self.attention(x, state.attention)
+        if not self.attention_first:
+            context, weights, attention = self.attention(x, state.attention)
         return torch.cat([x, context], dim=-1), weights, SpellerState(hidden, context, attention)
 
     def forward(self, memory: torch.Tensor, lengths: torch.Tensor, inputs: torch.Tensor
