@@ -43,3 +43,22 @@ def test_mini_recipe_end_to_end(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert "rendered 0" in again.stdout + again.stderr
     assert manifest.stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_compare_attention_trains_every_variant(tmp_path):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "TQDM_DISABLE": "1"}
+    variants = ["location", "monotonic", "mocha", "multihead", "windowed"]
+    cmd = ["bash", str(ROOT / "recipes" / "mini" / "compare_attention.sh"), "--data", str(tmp_path / "data"),
+           "--exp", str(tmp_path / "exp"), "--variants", " ".join(variants), "--synth", " ".join(TINY_SYNTH),
+           "--train", " ".join([*(o for o in TINY_MODEL if "attention" not in o), "train.max_epochs=1"])]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = json.loads((tmp_path / "exp" / "results.json").read_text())
+    assert list(rows) == variants
+    for row in rows.values():
+        assert row["train_seconds"] >= 0 and row["rtf"] > 0 and 0 <= row["cer"]
+    for variant in variants:  # each variant really ran with its own attention
+        config = (tmp_path / "exp" / variant / "las" / "config.yaml").read_text()
+        assert {"location": "LocationAwareAttention", "monotonic": "MonotonicAttention", "mocha": "MoChA",
+                "multihead": "MultiHeadLocationAttention", "windowed": "WindowedAttention"}[variant] in config

@@ -3,6 +3,7 @@
     python -m asr.cli.results stage --file exp/stage_seconds.json --name train --seconds 1234.5
     python -m asr.cli.results collect --scores exp/scores.json --decode exp/las/decode \
         --stages exp/stage_seconds.json --out exp/results.json
+    python -m asr.cli.results compare --exp exp/attention --variants location mocha --out exp/attention/results.json
 """
 
 from __future__ import annotations
@@ -51,6 +52,27 @@ def collect(scores_path: Path, decode_dir: Path, stages_path: Path, out: Path) -
     return results
 
 
+def compare(exp: Path, variants: list[str], out: Path) -> dict:
+    """One row per attention variant from <exp>/<variant>/ experiments (compare_attention.sh)."""
+    rows = {}
+    for variant in variants:
+        scores = read_json(exp / variant / "scores.json")
+        stages = read_json(exp / variant / "stage_seconds.json")
+        if not scores:
+            raise ValueError(f"{exp / variant / 'scores.json'}: no scores for {variant}")
+        rtf = read_json(exp / variant / "las" / "decode" / "test-seen" / "decode.json").get("rtf")
+        rows[variant] = {"wer": scores["test-seen"]["wer"], "cer": scores["test-seen"]["cer"],
+                         "wer_unseen": scores["test-unseen"]["wer"], "cer_unseen": scores["test-unseen"]["cer"],
+                         "train_seconds": stages.get("train"), "rtf": rtf}
+    out.write_text(json.dumps(rows, indent=1) + "\n")
+    print("| attention | WER % | CER % | WER % unseen | CER % unseen | train s | RTF |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, r in rows.items():
+        print(f"| {name} | {r['wer']:.2f} | {r['cer']:.2f} | {r['wer_unseen']:.2f} | {r['cer_unseen']:.2f} | "
+              f"{r['train_seconds']} | {r['rtf']} |")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m asr.cli.results", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -63,12 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--decode", required=True, type=Path, help="folder with <part>/decode.json")
     c.add_argument("--stages", required=True, type=Path)
     c.add_argument("--out", required=True, type=Path)
+    m = sub.add_parser("compare")
+    m.add_argument("--exp", required=True, type=Path)
+    m.add_argument("--variants", required=True, nargs="+")
+    m.add_argument("--out", required=True, type=Path)
     args = p.parse_args(argv)
     try:
         if args.command == "stage":
             record_stage(args.file, args.name, args.seconds)
-        else:
+        elif args.command == "collect":
             collect(args.scores, args.decode, args.stages, args.out)
+        else:
+            compare(args.exp, args.variants, args.out)
     except ValueError as err:
         print(f"results: {err}", file=sys.stderr)
         return 2

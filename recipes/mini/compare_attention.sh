@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Train, decode and score the mini recipe once per attention variant, side by side.
+#
+#   recipes/mini/compare_attention.sh [--variants "location monotonic mocha multihead windowed"]
+#                                     [--data DIR] [--exp DIR] [--synth "k=v ..."] [--train "k=v ..."]
+#
+# Writes <exp>/<variant>/ (a full mini-recipe experiment each) and <exp>/results.json: per variant the
+# test-seen wer and cer (percent), the test-unseen ones, train_seconds and the decoding rtf.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+data=$here/data
+exp=$here/exp/attention
+variants="location monotonic mocha multihead windowed"
+train_opts=""
+synth_opts=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --variants) variants=$2; shift 2 ;;
+    --data) data=$2; shift 2 ;;
+    --exp) exp=$2; shift 2 ;;
+    --train) train_opts=$2; shift 2 ;;
+    --synth) synth_opts=$2; shift 2 ;;
+    *) echo "compare_attention.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+# the corpus once (idempotent), then stages 3-5 per variant
+"$here/run.sh" --stop-stage 2 --data "$data" --exp "$exp/corpus" --synth "$synth_opts"
+for variant in $variants; do
+  echo "=== attention: $variant ==="
+  "$here/run.sh" --stage 3 --stop-stage 5 --data "$data" --exp "$exp/$variant" \
+    --train "model/attention=$variant $train_opts"
+done
+# shellcheck disable=SC2086
+python -m asr.cli.results compare --exp "$exp" --variants $variants --out "$exp/results.json"
