@@ -144,11 +144,11 @@ def test_binary_probabilities_make_training_equal_decoding(cls):
 
 
 @pytest.mark.parametrize("cls", [MonotonicAttention, MoChA])
+@torch.no_grad()
 def test_decoding_never_moves_backwards_and_masks_padding(cls):
     torch.manual_seed(3)
     att = cls(query_dim=4, memory_dim=6, init_bias=0.0).eval()
     memory, lengths = torch.randn(3, 20, 6), torch.tensor([20, 13, 7])
-    torch.no_grad().__enter__()
     mask = padding_mask(lengths, 20)
     state = att.init_state(memory, lengths)
     last = torch.zeros(3, dtype=torch.long)
