@@ -70,6 +70,20 @@ def test_extreme_energies_stay_finite_with_gradients():
     assert alpha[0, 0].item() == pytest.approx(1.0)  # p = 1 at the start: it stays there
 
 
+def test_chained_float32_steps_keep_gradients_finite():
+    """Alignments that underflow to exactly 0 feed the next step: its backward must not divide 0 by 0."""
+    torch.manual_seed(0)
+    energy = (torch.randn(2, 40) * 30).requires_grad_()
+    mask = padding_mask(torch.tensor([40, 25]), 40)
+    alpha = torch.zeros(2, 40)
+    alpha[:, 0] = 1
+    for _ in range(6):
+        alpha = expected_alignment(energy, alpha, mask)
+    assert (alpha[mask] == 0).any()  # some real frames did underflow
+    alpha.sum().backward()
+    assert torch.isfinite(energy.grad).all()
+
+
 def test_chunk_attention_equals_loop_over_chunks():
     g = torch.Generator().manual_seed(0)
     lengths = torch.tensor([10, 6])

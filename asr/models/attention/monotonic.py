@@ -26,7 +26,8 @@ def expected_alignment(energy: torch.Tensor, previous: torch.Tensor, mask: torch
     energy = energy.masked_fill(~mask, LOG_ZERO)
     log_not_selected = -F.softplus(energy)
     exclusive = torch.cumsum(log_not_selected, dim=-1) - log_not_selected  # L_j
-    log_previous = torch.log(previous.clamp_min(0)).clamp_min(LOG_ZERO)
+    # clamping at the smallest normal number keeps log's gradient (grad / x) finite where alpha underflowed to 0
+    log_previous = torch.log(previous.clamp_min(torch.finfo(previous.dtype).tiny)).clamp_min(LOG_ZERO)
     log_alpha = F.logsigmoid(energy) + exclusive + torch.logcumsumexp(log_previous - exclusive, dim=-1)
     return torch.exp(log_alpha.clamp_min(LOG_ZERO)).masked_fill(~mask, 0.0)
 
