@@ -25,7 +25,9 @@ def greedy_decode(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, max_le
     alignments: list[torch.Tensor] = []
     for step in range(math.ceil(max_steps.max().item())):
         features, weights, state = speller.step(tokens, state)
-        tokens = speller.output(features).argmax(-1)
+        logits = speller.output(features)
+        logits[:, model.blank] = float("-inf")  # the CTC blank is not a speller token
+        tokens = logits.argmax(-1)
         tokens = tokens.masked_fill(finished, model.sos_eos)
         hyps.append(tokens)
         if keep_alignments:

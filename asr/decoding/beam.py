@@ -1,0 +1,160 @@
+"""Batched beam search for LAS: many utterances, K hypotheses each, advanced together one token per step.
+
+Every hypothesis is one row of a (B * K) batch, so the speller, attention, CTC prefix scorer and language model
+each take one batched call per step whatever the attention is. A step's score for token c adds
+    (1 - ctc_weight) * log p_att(c) + ctc_weight * (log psi(h + c) - log psi(h)) + lm_weight * log p_lm(c)
+plus a coverage bonus (Chorowski & Jaitly 2016) for frames whose summed attention passes a threshold. As in
+fairseq, the best 2K candidates are looked at: those ending in <eos> among the top K are finished, and the K
+best others go on, so a finished hypothesis never shrinks the beam.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..models.las import LAS
+from .ctc_prefix import NEG, CTCPrefixScorer
+
+
+@dataclass
+class BeamOptions:
+    """Search settings (conf/decode.yaml `beam`)."""
+
+    beam_size: int = 8
+    ctc_weight: float = 0.0        # joint CTC/attention scoring; needs a model with a CTC head
+    lm_weight: float = 0.0         # shallow fusion with a language model
+    length_norm: float = 0.0       # final score / (tokens + 1) ** length_norm
+    eos_threshold: float | None = None  # <eos> only within this many nats of the best token (attention score)
+    min_len_ratio: float = 0.0     # no <eos> before this many tokens per listener frame
+    max_len_ratio: float = 1.0     # at most this many tokens per listener frame
+    coverage_weight: float = 0.0   # bonus per frame whose summed attention exceeds coverage_threshold
+    coverage_threshold: float = 0.5
+    ctc_candidates: int = 0        # CTC-score only this many best tokens per hypothesis (0: 1.5 * beam_size)
+
+
+@dataclass
+class Hypothesis:
+    """A finished hypothesis: token ids (without <eos>), the listener frame each token attended most,
+    and its final score."""
+
+    tokens: list[int]
+    frames: list[int]
+    score: float
+
+
+@torch.inference_mode()
+def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options: BeamOptions | None = None,
+                lm=None) -> list[Hypothesis]:
+    """feats (B, T, F), lengths (B,) -> the best hypothesis of each utterance.
+
+    lm: optional language model with `init_state(batch, device)`, `step(tokens, state) -> (log_probs, state)`
+    and `state.select(index)` (asr.models.lm.CharLM).
+    """
+    opt = options or BeamOptions()
+    if opt.ctc_weight > 0 and model.ctc_head is None:
+        raise ValueError("beam search: ctc_weight > 0 needs a model trained with a CTC head (ctc_weight > 0)")
+    if opt.lm_weight > 0 and lm is None:
+        raise ValueError("beam search: lm_weight > 0 needs a language model")
+    memory, mem_lengths = model.encode(feats, lengths)
+    b, k, eos, device = memory.shape[0], opt.beam_size, model.sos_eos, memory.device
+    speller = model.speller
+    memory_extras = getattr(speller.attention, "memory_extras", ())
+    expand = torch.arange(b, device=device).repeat_interleave(k)
+    state = speller.init_state(memory, mem_lengths).select(expand)
+    ctc = None
+    if opt.ctc_weight > 0:
+        ctc = CTCPrefixScorer(model.ctc_head(memory).log_softmax(-1)[expand], mem_lengths[expand], model.blank, eos)
+        ctc_r, ctc_psi = ctc.initial_state()
+    lm_state = lm.init_state(b * k, device) if opt.lm_weight > 0 else None
+
+    utt = expand.clone()  # which utterance each row belongs to
+    max_steps = mem_lengths.mul(opt.max_len_ratio).ceil().long().clamp(min=1)
+    min_steps = mem_lengths.mul(opt.min_len_ratio).floor().long()
+    scores = torch.full((b, k), NEG, device=device)
+    scores[:, 0] = 0.0  # one live hypothesis per utterance to start with
+    tokens = torch.full((b * k,), eos, dtype=torch.long, device=device)
+    history = tokens.new_zeros(b * k, 0)
+    frames = tokens.new_zeros(b * k, 0)
+    coverage = memory.new_zeros(b * k, memory.shape[1]) if opt.coverage_weight > 0 else None
+    finished: list[list[Hypothesis]] = [[] for _ in range(b)]
+    active = torch.arange(b, device=device)  # utterances still searching, in row-block order
+
+    for step in range(int(max_steps.max())):
+        features, weights, state = speller.step(tokens, state)
+        logp = speller.output(features).float().log_softmax(-1)
+        logp[:, model.blank] = NEG
+        a = active.numel()
+        delta = (1 - opt.ctc_weight) * logp if ctc is not None else logp.clone()
+        if ctc is not None:
+            n_cand = min(opt.ctc_candidates or max(int(1.5 * k), 2), logp.shape[1])
+            ctc_tokens = logp.topk(n_cand, dim=-1).indices
+            r_next, psi = ctc.extend(ctc_r, tokens, step, ctc_tokens)
+            delta += opt.ctc_weight * (psi - ctc_psi[:, None])
+        if lm_state is not None:
+            lm_logp, lm_state = lm.step(tokens, lm_state)
+            delta += opt.lm_weight * lm_logp.float()
+        if coverage is not None:
+            gained = (coverage + weights).gt(opt.coverage_threshold).sum(-1) \
+                - coverage.gt(opt.coverage_threshold).sum(-1)
+            coverage = coverage + weights
+            delta += opt.coverage_weight * gained[:, None]
+        no_eos = step < min_steps[utt]
+        if opt.eos_threshold is not None:
+            no_eos |= logp[:, eos] < logp.max(-1).values - opt.eos_threshold
+        delta[:, eos] = delta[:, eos].masked_fill(no_eos, NEG)
+        v = delta.shape[-1]
+        candidates = (scores.view(-1, 1) + delta).view(a, k * v)
+        top_scores, top_index = candidates.topk(min(2 * k, k * v), dim=-1)  # (A, 2K), best first
+        source = top_index // v + torch.arange(a, device=device)[:, None] * k  # row each candidate extends
+        token = top_index % v
+        is_eos = token == eos
+        last_step = step + 1 >= max_steps[active]
+
+        # finish: <eos> among the top K, or everything when the utterance reaches its maximum length
+        rank = torch.arange(top_scores.shape[1], device=device)[None, :]
+        done_now = (is_eos | last_step[:, None]) & (rank < k) & (top_scores > NEG / 2)
+        for i, j in done_now.nonzero().tolist():
+            row, ended = source[i, j], bool(is_eos[i, j])
+            ids = history[row].tolist() + ([] if ended else [int(token[i, j])])
+            hyp_frames = frames[row].tolist() + ([] if ended else [int(weights[row].argmax())])
+            norm = (len(ids) + 1) ** opt.length_norm
+            finished[int(active[i])].append(Hypothesis(ids, hyp_frames, float(top_scores[i, j]) / norm))
+
+        # go on with the K best candidates that did not end
+        order = (rank + is_eos.long() * 2 * k).argsort(-1)[:, :k]
+        keep_scores = top_scores.gather(1, order).masked_fill(is_eos.gather(1, order), NEG)
+        keep_source, keep_token = source.gather(1, order).view(-1), token.gather(1, order).view(-1)
+
+        n_done = torch.tensor([len(finished[int(u)]) for u in active], device=device)
+        best_done = torch.tensor([max((h.score for h in finished[int(u)]), default=NEG) for u in active],
+                                 device=device)
+        search_over = last_step | (n_done >= k)
+        if opt.length_norm == 0 and opt.coverage_weight == 0:
+            # scores only fall as tokens are added, so nothing left can beat the best finished hypothesis
+            search_over |= keep_scores.max(-1).values <= best_done
+        if search_over.all():
+            break
+
+        rows = keep_source.view(a, k)[~search_over].view(-1)
+        scores = keep_scores[~search_over]
+        tokens = keep_token.view(a, k)[~search_over].view(-1)
+        history = torch.cat([history[rows], tokens[:, None]], 1)
+        frames = torch.cat([frames[rows], weights[rows].argmax(-1, keepdim=True)], 1)
+        # hypotheses only move within their utterance unless an utterance finished: then the listener-made
+        # tensors shrink too
+        compact = bool(search_over.any())
+        active, utt = active[~search_over], utt[rows]
+        state = state.select(rows, keep_memory=not compact, memory_extras=memory_extras)
+        if ctc is not None:
+            position = (ctc_tokens[rows] == tokens[:, None]).long().argmax(-1)
+            ctc_r, ctc_psi = r_next[:, rows, position], psi[rows, tokens]
+            if compact:
+                ctc.select(rows)
+        if lm_state is not None:
+            lm_state = lm_state.select(rows)
+        if coverage is not None:
+            coverage = coverage[rows]
+
+    return [max(hyps, key=lambda h: h.score) if hyps else Hypothesis([], [], NEG) for hyps in finished]

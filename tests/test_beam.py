@@ -1,0 +1,125 @@
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from asr.decoding.beam import BeamOptions, beam_search
+from asr.decoding.ctc_prefix import CTCPrefixScorer
+from asr.decoding.greedy import greedy_decode
+from asr.models.las import build_model
+from tests.test_models import ATTENTIONS, small_config
+
+BLANK, EOS = 0, 1
+
+
+def collapse(path):
+    out, previous = [], None
+    for s in path:
+        if s != previous and s != BLANK:
+            out.append(s)
+        previous = s
+    return out
+
+
+def brute_force_prefix(log_probs, prefix):
+    """log P(the CTC output starts with `prefix`), summing over every path of a (T, V) posterior."""
+    t, v = log_probs.shape
+    total = -math.inf
+    for path in itertools.product(range(v), repeat=t):
+        if collapse(path)[: len(prefix)] == prefix:
+            total = float(torch.logaddexp(torch.tensor(total), log_probs[range(t), list(path)].sum()))
+    return total
+
+
+def score_prefixes(log_probs, lengths, prefixes):
+    """Run the scorer along each prefix (same length), returning psi (N, V) for one more token."""
+    n, _, v = log_probs.shape
+    scorer = CTCPrefixScorer(log_probs, lengths, BLANK, EOS)
+    r, _ = scorer.initial_state()
+    last = torch.full((n,), EOS)
+    all_tokens = torch.arange(v).repeat(n, 1)
+    for step in range(len(prefixes[0])):
+        r_next, psi = scorer.extend(r, last, step, all_tokens)
+        token = torch.tensor([p[step] for p in prefixes])
+        r, last = r_next[:, torch.arange(n), token], token
+    return scorer.extend(r, last, len(prefixes[0]), all_tokens)[1]
+
+
+def test_ctc_prefix_scores_equal_brute_force_sums_over_paths():
+    torch.manual_seed(0)
+    v, t = 4, 5  # blank, eos (never emitted by CTC), two letters
+    log_probs = torch.randn(1, t, v, dtype=torch.float64).log_softmax(-1)
+    log_probs[..., EOS] = -1e10
+    log_probs = log_probs.log_softmax(-1)
+    for prefix in ([], [2], [3, 3], [2, 3]):
+        psi = score_prefixes(log_probs, torch.tensor([t]), [prefix])[0]
+        for c in (2, 3):
+            assert psi[c].item() == pytest.approx(brute_force_prefix(log_probs[0], prefix + [c]), abs=1e-5)
+
+
+def test_ctc_prefix_eos_column_is_the_ctc_likelihood_with_padding():
+    torch.manual_seed(1)
+    v, t = 6, 12
+    log_probs = torch.randn(3, t, v).log_softmax(-1)
+    lengths = torch.tensor([12, 9, 7])
+    prefixes = [[2, 2, 4], [5, 3, 3], [4, 2, 5]]
+    psi = score_prefixes(log_probs, lengths, prefixes)
+    targets = torch.tensor(prefixes)
+    expected = -F.ctc_loss(log_probs.transpose(0, 1), targets, lengths, torch.full((3,), 3), blank=BLANK,
+                           reduction="none")
+    assert torch.allclose(psi[:, EOS], expected, atol=1e-4)
+    # a prefix is at least as likely as any of its extensions
+    assert (psi[:, 2:] <= psi[:, EOS:EOS + 1].new_tensor(0.0)).all()
+
+
+def tiny_model(attention, seed=0):
+    torch.manual_seed(seed)
+    model = build_model(small_config(attention=attention), vocab_size=9, feat_dim=20).eval()
+    with torch.no_grad():  # a peaky output layer, so hypotheses end before the length limit now and then
+        model.speller.output[-1].weight.mul_(8.0)
+    return model
+
+
+@pytest.mark.parametrize("attention", list(ATTENTIONS))
+def test_beam_of_one_is_greedy_for_every_attention(attention):
+    model = tiny_model(attention)
+    feats, lengths = torch.randn(4, 60, 20), torch.tensor([60, 52, 40, 24])
+    greedy, _ = greedy_decode(model, feats, lengths)
+    beam = beam_search(model, feats, lengths, BeamOptions(beam_size=1))
+    assert [h.tokens for h in beam] == greedy
+    assert all(len(h.frames) == len(h.tokens) for h in beam)
+
+
+@pytest.mark.parametrize("attention", ["location", "mocha"])
+def test_batched_beam_equals_one_utterance_at_a_time(attention):
+    model = tiny_model(attention, seed=3)
+    feats, lengths = torch.randn(3, 64, 20), torch.tensor([64, 48, 30])
+    options = BeamOptions(beam_size=4, ctc_weight=0.3, length_norm=1.0, coverage_weight=0.1)
+    batched = beam_search(model, feats, lengths, options)
+    for i in range(3):
+        alone = beam_search(model, feats[i:i + 1, : lengths[i]], lengths[i:i + 1], options)[0]
+        assert alone.tokens == batched[i].tokens
+        assert alone.score == pytest.approx(batched[i].score, abs=1e-3)
+
+
+def test_wider_beam_never_scores_worse_and_limits_hold():
+    model = tiny_model("location", seed=5)
+    feats, lengths = torch.randn(2, 48, 20), torch.tensor([48, 36])
+    narrow = beam_search(model, feats, lengths, BeamOptions(beam_size=1))
+    wide = beam_search(model, feats, lengths, BeamOptions(beam_size=6))
+    for n, w in zip(narrow, wide):
+        assert w.score >= n.score - 1e-4
+    mem_lengths = model.encode(feats, lengths)[1]
+    bounded = beam_search(model, feats, lengths, BeamOptions(beam_size=3, min_len_ratio=0.2, max_len_ratio=0.3))
+    for h, m in zip(bounded, mem_lengths.tolist()):
+        assert math.floor(0.2 * m) <= len(h.tokens) <= math.ceil(0.3 * m)
+        assert BLANK not in h.tokens and EOS not in h.tokens
+
+
+def test_ctc_weight_needs_a_ctc_head():
+    torch.manual_seed(0)
+    model = build_model(small_config(ctc_weight=0.0), vocab_size=9, feat_dim=20).eval()
+    with pytest.raises(ValueError, match="CTC head"):
+        beam_search(model, torch.randn(1, 40, 20), torch.tensor([40]), BeamOptions(ctc_weight=0.3))
