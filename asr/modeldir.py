@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .data.tokenizer import CharTokenizer
+from .data.tokenizer import CharTokenizer, SentencePieceTokenizer, load_tokenizer
 from .frontend import GlobalNorm, LogMel
 from .models.las import LAS, build_model
 from .training.checkpoint import load_checkpoint
@@ -24,14 +24,14 @@ def write_model_config(directory: str | Path, model_cfg: DictConfig, n_mels: int
     OmegaConf.save(cfg, Path(directory) / "config.yaml", resolve=True)
 
 
-def load_model_dir(directory: str | Path) -> tuple[LAS, CharTokenizer, LogMel, GlobalNorm]:
+def load_model_dir(directory: str | Path) -> tuple[LAS, CharTokenizer | SentencePieceTokenizer, LogMel, GlobalNorm]:
     """Load a model directory for inference (model in eval mode). Errors are one line naming the path."""
     directory = Path(directory)
     missing = [f for f in FILES if not (directory / f).is_file()]
     if missing:
         raise FileNotFoundError(f"{directory}: not a model directory (missing {', '.join(missing)})")
     cfg = OmegaConf.load(directory / "config.yaml")
-    tokenizer = CharTokenizer.load(directory / "tokenizer.json")
+    tokenizer = load_tokenizer(directory / "tokenizer.json")
     norm = GlobalNorm.load(directory / "norm.json")
     model = build_model(cfg.model, len(tokenizer), cfg.features.n_mels)
     try:

@@ -1,9 +1,12 @@
-"""asr-prepare: LibriSpeech-layout subsets -> manifests, a character tokenizer and normalization stats.
+"""asr-prepare: LibriSpeech-layout subsets -> manifests, a tokenizer and normalization stats.
 
     asr-prepare --corpus data/LibriSpeech --subsets train-synth dev-seen --train train-synth --out data/manifests
+    asr-prepare --corpus data/LibriSpeech --subsets train-clean-100 train-clean-360 dev-clean \
+        --train train-clean-100 train-clean-360 --combine train --tokenizer unigram --vocab-size 5000 --out m
 
-Writes <out>/<subset>.jsonl per subset; from the training subset, <out>/tokenizer.json and <out>/norm.json.
-Each stage is skipped when its output exists (pass --force to redo it).
+Writes <out>/<subset>.jsonl per subset; from the training subsets, <out>/tokenizer.json (characters, or
+SentencePiece unigram/bpe) and <out>/norm.json; with --combine NAME, <out>/NAME.jsonl holding every training
+subset. --steps runs some of manifests, stats, tokenizer. Each is skipped when its output exists (--force redoes it).
 """
 
 from __future__ import annotations
@@ -16,15 +19,23 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..data.librispeech import read_manifest, scan_subset, write_manifest
-from ..data.tokenizer import CharTokenizer
+from ..data.tokenizer import build_tokenizer
 from ..frontend import AudioError, GlobalNorm, LogMel, load_audio
+
+STEPS = ("manifests", "stats", "tokenizer")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="asr-prepare", description=__doc__.split("\n\n")[0])
     p.add_argument("--corpus", required=True, help="the LibriSpeech/ folder holding the subsets")
     p.add_argument("--subsets", nargs="+", required=True)
-    p.add_argument("--train", help="subset whose text builds the tokenizer and whose audio gives the stats")
+    p.add_argument("--train", nargs="+", help="subsets whose text builds the tokenizer and whose audio gives the stats")
+    p.add_argument("--combine", metavar="NAME", help="also write the training subsets as one manifest NAME.jsonl")
+    p.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS), help="what to do (default: all)")
+    p.add_argument("--tokenizer", default="char", choices=["char", "unigram", "bpe"],
+                   help="characters, or a SentencePiece model of this type")
+    p.add_argument("--vocab-size", type=int, default=1000, help="SentencePiece vocabulary, special symbols included")
+    p.add_argument("--character-coverage", type=float, default=1.0, help="SentencePiece character coverage")
     p.add_argument("--out", required=True, help="folder for manifests, tokenizer.json and norm.json")
     p.add_argument("--n-mels", type=int, default=80)
     p.add_argument("--stats-utts", type=int, default=1000,
@@ -66,15 +77,21 @@ def main(argv: list[str] | None = None) -> None:
     corpus, out = Path(args.corpus), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        for subset in args.subsets:
-            prepare_subset(corpus, subset, out, args.force)
+        if "manifests" in args.steps:
+            for subset in args.subsets:
+                prepare_subset(corpus, subset, out, args.force)
         if args.train:
-            train = read_manifest(out / f"{args.train}.jsonl")
-            if args.force or not (out / "tokenizer.json").exists():
-                tokenizer = CharTokenizer.build(u.text for u in train)
+            train = [u for name in args.train for u in read_manifest(out / f"{name}.jsonl")]
+            combined = out / f"{args.combine}.jsonl"
+            if args.combine and "manifests" in args.steps and (args.force or not combined.exists()):
+                write_manifest(train, combined)
+                print(f"{args.combine}: {len(train)} utterances of {' '.join(args.train)} -> {combined}")
+            if "tokenizer" in args.steps and (args.force or not (out / "tokenizer.json").exists()):
+                tokenizer = build_tokenizer(args.tokenizer, (u.text for u in train), args.vocab_size,
+                                            args.character_coverage)
                 tokenizer.save(out / "tokenizer.json")
-                print(f"tokenizer: {len(tokenizer)} symbols -> {out / 'tokenizer.json'}")
-            if args.force or not (out / "norm.json").exists():
+                print(f"tokenizer: {args.tokenizer}, {len(tokenizer)} symbols -> {out / 'tokenizer.json'}")
+            if "stats" in args.steps and (args.force or not (out / "norm.json").exists()):
                 compute_stats(train, args.n_mels, args.stats_utts, args.seed).save(out / "norm.json")
                 print(f"normalization stats -> {out / 'norm.json'}")
     except (FileNotFoundError, NotADirectoryError, ValueError) as err:

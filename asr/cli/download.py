@@ -1,0 +1,103 @@
+"""asr-download: fetch and extract the LibriSpeech subsets named in conf/librispeech/data.yaml.
+
+    asr-download                                   # download (resumable, MD5-checked) and extract every subset
+    asr-download --step fetch out_dir=/big/disk    # only download; then --step extract
+    asr-download 'train=[train-clean-5]' 'dev=[dev-clean-2]' 'test=[dev-clean-2]'   # mini LibriSpeech
+    asr-download --get dev --get test              # print config values, one line each (lists space-separated)
+
+Arguments after the options are Hydra overrides of conf/librispeech/data.yaml (`--config` picks another file
+under conf/). Archives land in <out_dir>/archives, subsets in <out_dir>/LibriSpeech/<subset>; both steps skip
+work already done (a verified archive, a marked extraction).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from ..data.download import DownloadError, extract, fetch
+from . import CONF_DIR
+
+PROG = "asr-download"
+
+
+def load_config(name: str, overrides: list[str]) -> DictConfig:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
+        return compose(name, overrides=overrides)
+
+
+def subsets(cfg: DictConfig) -> list[str]:
+    """Every subset the recipe uses, once each, in train, dev, test order."""
+    return list(dict.fromkeys([*cfg.train, *cfg.dev, *cfg.test]))
+
+
+def archive_url(cfg: DictConfig, subset: str) -> tuple[str, str]:
+    """(URL, MD5) of a subset's archive; a subset missing from `archives` is a one-line error."""
+    entry = cfg.archives.get(subset)
+    if entry is None:
+        raise ValueError(f"unknown subset {subset!r} (known: {', '.join(cfg.archives)})")
+    return f"{str(cfg.base_url).rstrip('/')}/{entry.resource}/{subset}.tar.gz", str(entry.md5)
+
+
+def run(cfg: DictConfig, step: str) -> None:
+    out = Path(cfg.out_dir)
+    names = subsets(cfg)
+    for subset in names:  # check the whole list before fetching gigabytes
+        archive_url(cfg, subset)
+    for subset in names:
+        url, md5 = archive_url(cfg, subset)
+        archive = out / "archives" / f"{subset}.tar.gz"
+        if step in ("fetch", "all"):
+            fetch(url, archive, md5, attempts=cfg.attempts, retries=cfg.retries, timeout=cfg.timeout,
+                  log=lambda line: print(line, flush=True))
+        if step in ("extract", "all"):
+            if not archive.is_file():
+                raise DownloadError(f"{archive}: not downloaded yet (run the fetch step)")
+            extract(archive, out, expect=f"LibriSpeech/{subset}")
+            print(f"{subset}: extracted -> {out / 'LibriSpeech' / subset}", flush=True)
+
+
+def get(cfg: DictConfig, key: str) -> str:
+    absent = object()
+    value = OmegaConf.select(cfg, key, default=absent)
+    if value is absent:
+        raise ValueError(f"no key {key!r} in the config")
+    if isinstance(value, ListConfig):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p.add_argument("--step", choices=["fetch", "extract", "all"], default="all")
+    p.add_argument("--get", metavar="KEY", action="append",
+                   help="print this config value and exit (repeatable: one line each; lists space-separated)")
+    p.add_argument("--config", default="librispeech/data", help="config name under conf/")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. out_dir=/data base_url=http://mirror")
+    args = p.parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        if args.get:
+            print("\n".join(get(cfg, key) for key in args.get))
+        else:
+            run(cfg, args.step)
+    except (DownloadError, ValueError) as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:  # Hydra's composition errors: a bad override or config name
+        if type(err).__module__.startswith(("hydra", "omegaconf")):
+            print(f"{PROG}: {' '.join(str(err).split())}", file=sys.stderr)
+            return 2
+        raise
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; run it again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

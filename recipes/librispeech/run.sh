@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# LibriSpeech recipe: download the corpus from openslr, prepare it, train LAS (or MoChA), average checkpoints,
+# decode every dev and test subset, score, and write exp/results.json.
+#
+#   recipes/librispeech/run.sh [--stage N] [--stop-stage M] [--data DIR] [--exp DIR] [--ngpu N]
+#                              [--config NAME] [--data-opts "key=value ..."] [--train "key=value ..."]
+#                              [--average N] [--decode "key=value ..."]
+#
+# Stages: 1 download, 2 extract, 3 manifests, 4 normalization stats, 5 tokenizer, 6 train, 7 average checkpoints,
+# 8 decode, 9 score, 10 results. Each is idempotent: verified archives are not fetched again (a partial download
+# resumes), finished extractions are marked, manifests/stats/tokenizer are kept, training resumes from last.pt.
+#
+# Settings:
+#   conf/librispeech/data.yaml   subsets (train-clean-100 by default; 960 h or mini LibriSpeech by override),
+#                                openslr URLs and MD5 sums, the tokenizer (characters, or SentencePiece unigram/bpe)
+#                                --data-opts passes Hydra overrides to it, e.g.
+#                                --data-opts "train=[train-clean-5] dev=[dev-clean-2] test=[dev-clean-2]"   (quick)
+#                                --data-opts "tokenizer.type=unigram tokenizer.vocab_size=5000"
+#   conf/librispeech/<NAME>.yaml the model and training recipe (--config, default las_100h; also las_960h,
+#                                mocha_100h, mocha_960h): each lists `train` in its defaults and overrides it, and
+#                                names the paper it follows. --train adds Hydra overrides on top, e.g.
+#                                --train "train.precision=bf16 train.accum_steps=2 data.speed_perturb=null"
+#   conf/decode.yaml             decoding; --decode adds overrides
+#
+# Needs: about 16 GB of disk for train-clean-100 + dev/test (7.7 GB of archives in DATA/archives, which can be
+# deleted after extraction, and as much extracted), network access to openslr.org (or a mirror:
+# --data-opts base_url=...), and a GPU to train in reasonable time. With --ngpu N > 1 training runs under `torchrun --nproc_per_node=N`.
+# Checkpoint averaging uses `asr-average` when it is installed (--average 0 skips it; decoding then uses the best
+# dev epoch's model.pt).
+set -euo pipefail
+
+stage=1
+stop_stage=10
+here=$(cd "$(dirname "$0")" && pwd)
+data=$here/data
+exp=$here/exp
+ngpu=1
+config=las_100h
+data_opts=""
+train_opts=""
+decode_opts=""
+average=10
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --data) data=$2; shift 2 ;;
+    --exp) exp=$2; shift 2 ;;
+    --ngpu) ngpu=$2; shift 2 ;;
+    --config) config=$2; shift 2 ;;
+    --data-opts) data_opts=$2; shift 2 ;;
+    --train) train_opts=$2; shift 2 ;;
+    --decode) decode_opts=$2; shift 2 ;;
+    --average) average=$2; shift 2 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+# Values of conf/librispeech/data.yaml with the --data-opts overrides applied, one line each.
+# shellcheck disable=SC2086
+values=$(asr-download --get train --get dev --get test --get tokenizer.type --get tokenizer.vocab_size \
+  --get tokenizer.character_coverage out_dir="$data" $data_opts)
+mapfile -t conf <<< "$values"
+train_sets=${conf[0]} dev_sets=${conf[1]} test_sets=${conf[2]}
+tokenizer=${conf[3]} vocab_size=${conf[4]} coverage=${conf[5]}
+valid=${dev_sets%% *}  # the first dev subset picks the best epoch
+all_sets=$(echo "$train_sets $dev_sets $test_sets" | tr ' ' '\n' | awk '!seen[$0]++' | tr '\n' ' ')
+eval_sets=$(echo "$dev_sets $test_sets" | tr ' ' '\n' | awk '!seen[$0]++' | tr '\n' ' ')
+manifests=$data/manifests
+model=$exp/las
+mkdir -p "$exp"
+
+run_stage() {  # run_stage N NAME COMMAND...: run a numbered stage if selected, and record its seconds
+  local n=$1 name=$2; shift 2
+  if [ "$stage" -le "$n" ] && [ "$stop_stage" -ge "$n" ]; then
+    echo "=== stage $n: $name ==="
+    local start=$SECONDS
+    "$@"
+    python -m asr.cli.results stage --file "$exp/stage_seconds.json" --name "$name" --seconds $((SECONDS - start))
+  fi
+}
+
+download() {
+  # shellcheck disable=SC2086
+  asr-download --step fetch out_dir="$data" $data_opts
+}
+
+extract() {
+  # shellcheck disable=SC2086
+  asr-download --step extract out_dir="$data" $data_opts
+}
+
+prepare() {  # prepare STEP: manifests, stats or tokenizer (asr-prepare skips what exists)
+  # shellcheck disable=SC2086
+  asr-prepare --corpus "$data/LibriSpeech" --subsets $all_sets --train $train_sets --combine train \
+    --out "$manifests" --steps "$1" --tokenizer "$tokenizer" --vocab-size "$vocab_size" --character-coverage "$coverage"
+}
+
+train_model() {
+  local args=(--config-name "librispeech/$config" exp_dir="$model" data.manifest_dir="$manifests" data.train=train
+              data.dev="$valid" resume=true)
+  if [ "$ngpu" -gt 1 ]; then
+    # shellcheck disable=SC2086
+    torchrun --standalone --nproc_per_node="$ngpu" -m asr.cli.train "${args[@]}" $train_opts
+  else
+    # shellcheck disable=SC2086
+    asr-train "${args[@]}" $train_opts
+  fi
+}
+
+average_checkpoints() {
+  if [ "$average" -le 0 ]; then
+    echo "averaging off (--average 0): decoding $model/model.pt"
+  elif ! command -v asr-average > /dev/null; then
+    echo "asr-average is not installed: decoding $model/model.pt (the best dev epoch) instead of an average"
+  else
+    asr-average "$model" --last "$average" --out "$exp/average.pt"
+    asr-export "$model" "$exp/model_avg" --weights "$exp/average.pt"
+  fi
+}
+
+decode_dir() {  # the model directory to decode: the average when the average stage made one
+  if [ -f "$exp/model_avg/model.pt" ]; then echo "$exp/model_avg"; else echo "$model"; fi
+}
+
+decode() {
+  local dir
+  dir=$(decode_dir)
+  for part in $eval_sets; do
+    # shellcheck disable=SC2086
+    asr-decode model_dir="$dir" manifest="$manifests/$part.jsonl" out_dir="$exp/decode/$part" $decode_opts
+  done
+}
+
+score() {
+  local pairs=()
+  for part in $eval_sets; do
+    pairs+=(--pair "$part" "$exp/decode/$part/ref.txt" "$exp/decode/$part/hyp.txt")
+  done
+  asr-score "${pairs[@]}" --json "$exp/scores.json"
+}
+
+results() {
+  python -m asr.cli.results collect --scores "$exp/scores.json" --decode "$exp/decode" \
+    --stages "$exp/stage_seconds.json" --out "$exp/results.json"
+}
+
+run_stage 1 download download
+run_stage 2 extract extract
+run_stage 3 manifests prepare manifests
+run_stage 4 stats prepare stats
+run_stage 5 tokenizer prepare tokenizer
+run_stage 6 train train_model
+run_stage 7 average average_checkpoints
+run_stage 8 decode decode
+run_stage 9 score score
+run_stage 10 results results

@@ -1,0 +1,116 @@
+"""recipes/librispeech/run.sh end to end without the internet: the tiny synthetic corpus packed as openslr
+archives (train-clean-100, dev-clean, dev-other, test-clean, test-other) and served from 127.0.0.1; and the real
+LibriSpeech recordings kept in tests/data."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from asr.data.librispeech import read_manifest, scan_subset
+from asr.frontend import load_audio
+
+from .conftest import ROOT, TINY_MODEL
+from .test_download import REAL, ArchiveServer, make_archive
+
+# openslr subset name <- tiny synthetic subset standing in for it
+STAND_INS = {"train-clean-100": "train-synth", "dev-clean": "dev-seen", "dev-other": "dev-unseen",
+             "test-clean": "test-seen", "test-other": "test-unseen"}
+EVAL = ["dev-clean", "dev-other", "test-clean", "test-other"]
+STAGES = ["download", "extract", "manifests", "stats", "tokenizer", "train", "average", "decode", "score"]
+
+
+def test_real_recordings_read_as_librispeech():
+    """The five real LibriSpeech FLAC files: 16 kHz mono, header duration = decoded samples, one transcript line
+    per recording and a recording per line."""
+    lines = {}
+    for transcript in REAL.rglob("*.trans.txt"):
+        for line in transcript.read_text().splitlines():
+            uid, text = line.split(" ", 1)
+            lines[uid] = text
+            assert text == text.upper().strip() and text
+    flacs = sorted(REAL.rglob("*.flac"))
+    assert sorted(f.stem for f in flacs) == sorted(lines) and len(flacs) == 5
+    utts, problems = scan_subset(REAL)
+    assert problems == []
+    for flac, utt in zip(flacs, utts):
+        info = sf.info(str(flac))
+        assert (info.samplerate, info.channels, info.format) == (16000, 1, "FLAC")
+        audio = load_audio(str(flac))
+        assert audio.dim() == 1 and audio.numel() == info.frames
+        assert utt.duration == pytest.approx(audio.numel() / 16000)
+        assert 0 < audio.abs().max() <= 1.0
+        assert utt.text == lines[utt.id]
+
+
+@pytest.mark.slow
+def test_librispeech_recipe_end_to_end(tiny_corpus, tmp_path):
+    archives = tmp_path / "served"
+    archives.mkdir()
+    md5s = {name: make_archive(archives / f"{name}.tar.gz", tiny_corpus / "LibriSpeech" / synth, name)
+            for name, synth in STAND_INS.items()}
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "TQDM_DISABLE": "1"}
+    with ArchiveServer() as server:
+        for name in md5s:
+            server.files[f"/12/{name}.tar.gz"] = (archives / f"{name}.tar.gz").read_bytes()
+        server.cut["/12/train-clean-100.tar.gz"] = 50_000  # a dropped connection on the way
+        data_opts = [f"base_url={server.url}", "tokenizer.type=bpe", "tokenizer.vocab_size=60",
+                     *(f"archives.{name}.md5={md5}" for name, md5 in md5s.items())]
+        train_opts = [*TINY_MODEL, "train.max_epochs=2", "data.speed_perturb=null", "data.num_workers=0",
+                      "data.dev_max_utts=6"]
+        cmd = ["bash", str(ROOT / "recipes" / "librispeech" / "run.sh"), "--data", str(data), "--exp", str(exp),
+               "--data-opts", " ".join(data_opts), "--train", " ".join(train_opts), "--average", "2"]
+        result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert len(server.requests) == 6  # five archives, one of them resumed once
+        assert ("/12/train-clean-100.tar.gz", "bytes=50000-", len(server.files["/12/train-clean-100.tar.gz"])
+                - 50_000) in server.requests
+
+        # idempotent: the data stages again fetch, extract and rewrite nothing
+        manifest = data / "manifests" / "train.jsonl"
+        before = {p: p.stat().st_mtime_ns for p in [manifest, data / "manifests" / "tokenizer.json",
+                                                    data / "manifests" / "norm.json"]}
+        again = subprocess.run([*cmd, "--stage", "1", "--stop-stage", "5"], capture_output=True, text=True,
+                               env=env)
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert len(server.requests) == 6
+        assert again.stdout.count("MD5 verified earlier") == 5
+        assert {p: p.stat().st_mtime_ns for p in before} == before
+
+    # the corpus came through the archives intact
+    for name, synth in STAND_INS.items():
+        got = read_manifest(data / "manifests" / f"{name}.jsonl")
+        want = read_manifest(tiny_corpus / "manifests" / f"{synth}.jsonl") if synth in (
+            "train-synth", "dev-seen", "test-seen") else None
+        assert len(got) > 0 and all(Path(u.audio).is_relative_to(data / "LibriSpeech" / name) for u in got)
+        if want is not None:
+            assert [(u.id, u.text, u.duration) for u in got] == [(u.id, u.text, u.duration) for u in want]
+        assert (data / "archives" / f"{name}.tar.gz.extracted").is_file()
+    assert [u.id for u in read_manifest(manifest)] == [u.id for u in read_manifest(
+        data / "manifests" / "train-clean-100.jsonl")]
+    tokenizer = json.loads((data / "manifests" / "tokenizer.json").read_text())
+    assert tokenizer["type"] == "sentencepiece" and tokenizer["model_type"] == "bpe"
+    assert (exp / "las" / "tokenizer.json").read_text() == (data / "manifests" / "tokenizer.json").read_text()
+
+    results = json.loads((exp / "results.json").read_text())
+    assert list(results["stage_seconds"]) == STAGES
+    for part in EVAL:
+        row = results[part]
+        assert row["utterances"] == 6 and row["words"] > 0 and row["rtf"] > 0
+        assert row["wer"] == pytest.approx(100 * (row["sub"] + row["del"] + row["ins"]) / row["words"], abs=0.01)
+        hyp = (exp / "decode" / part / "hyp.txt").read_text().splitlines()
+        ref = (exp / "decode" / part / "ref.txt").read_text().splitlines()
+        assert len(hyp) == len(ref) == 6
+        assert f"| {part} |" in result.stdout
+    if shutil.which("asr-average", path=env["PATH"]):
+        assert (exp / "model_avg" / "model.pt").is_file()
+    else:  # the average stage is optional until asr-average exists; decoding then uses the best epoch
+        assert "asr-average is not installed" in result.stdout
