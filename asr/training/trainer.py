@@ -1,28 +1,36 @@
 """The training loop: bucketed batches, joint CTC/attention loss, warmup + decay, clipping, dev CER every
-epoch, atomic checkpoints and exact resume."""
+epoch, atomic checkpoints and exact resume (mid-epoch too). Scales out with torchrun + DistributedDataParallel,
+mixed precision (bf16/fp16 autocast) and gradient accumulation."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
+import random
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
 from omegaconf import DictConfig
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..data.batching import BucketBatchSampler, FeatureDataset, collate
 from ..data.librispeech import read_manifest
-from ..data.tokenizer import CharTokenizer
+from ..data.tokenizer import load_tokenizer
 from ..decoding.greedy import greedy_decode
 from ..frontend import GlobalNorm, LogMel, SpecAugment
 from ..modeldir import write_model_config
 from ..models.las import LAS, build_model
 from ..scoring import score
-from .checkpoint import load_checkpoint, save_atomic
+from . import distributed
+from .checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from .schedule import lr_factor
 
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 LOG_FIELDS = ["epoch", "step", "lr", "train_loss", "train_ctc", "train_att", "train_acc", "dev_cer",
               "dev_wer", "epoch_seconds", "audio_per_second", "skipped_steps"]
 
@@ -34,79 +42,152 @@ def load_split(cfg: DictConfig, name: str, max_duration: float | None = None, li
     return utts[:limit] if limit else utts
 
 
-def evaluate(model: LAS, dataset: FeatureDataset, max_frames: int, max_len_ratio: float) -> dict:
-    """Greedy-decode a dataset and score it: dev CER is what picks the best epoch."""
+def evaluate(model: LAS, dataset: FeatureDataset, max_frames: int, max_len_ratio: float,
+             env: distributed.Dist | None = None) -> dict:
+    """Greedy-decode a dataset and score it: dev CER is what picks the best epoch. Distributed, each rank
+    decodes every world_size-th batch and all ranks score the gathered transcripts (so all agree on the best)."""
+    env = env or distributed.Dist()
     model.eval()
     refs, hyps = {}, {}
     sampler = BucketBatchSampler([u.duration for u in dataset.utts], max_frames)
-    for idx in sampler.batches:
+    for idx in sampler.batches[env.rank::env.world_size]:
         batch = collate([dataset[i] for i in idx])
-        tokens, _ = greedy_decode(model, batch["feats"], batch["feat_lengths"], max_len_ratio)
+        feats, lengths = batch["feats"].to(env.device), batch["feat_lengths"].to(env.device)
+        tokens, _ = greedy_decode(model, feats, lengths, max_len_ratio)
         for i, t in zip(idx, tokens):
             refs[dataset.utts[i].id] = dataset.utts[i].text
             hyps[dataset.utts[i].id] = dataset.tokenizer.decode(t)
     model.train()
+    if env.enabled:
+        for part_refs, part_hyps in env.gather((refs, hyps)):
+            refs.update(part_refs)
+            hyps.update(part_hyps)
     return score(refs, hyps)
+
+
+def groups(items: Iterable, size: int) -> Iterator[list]:
+    """Consecutive lists of `size` items (the last may be shorter): the micro-batches of one optimizer step."""
+    group = []
+    for item in items:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 class Trainer:
     """Owns the model, optimizer, schedule and the run's bookkeeping; `run()` trains to the end."""
 
     def __init__(self, cfg: DictConfig):
-        self.cfg = cfg
+        self.cfg, t = cfg, cfg.train
+        self.dist = distributed.setup(cfg.device)
+        self.device, self.main = self.dist.device, self.dist.main
         torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.train.seed)
+        torch.manual_seed(t.seed)
+        random.seed(t.seed)
+        np.random.seed(t.seed)
+        if t.precision not in AUTOCAST_DTYPES:
+            raise ValueError(f"train.precision={t.precision!r}: use fp32, bf16 or fp16")
+        if t.precision == "fp16" and self.device.type != "cuda":
+            raise ValueError("train.precision=fp16 needs a CUDA device (bf16 autocast runs on the CPU too)")
+        if t.accum_steps < 1:
+            raise ValueError(f"train.accum_steps={t.accum_steps}: must be at least 1")
         self.exp = Path(cfg.exp_dir)
         self.exp.mkdir(parents=True, exist_ok=True)
         manifests = Path(cfg.data.manifest_dir)
-        self.tokenizer = CharTokenizer.load(manifests / "tokenizer.json")
+        self.tokenizer = load_tokenizer(manifests / "tokenizer.json")
         self.norm = GlobalNorm.load(manifests / "norm.json")
         logmel = LogMel(cfg.features.n_mels)
         train_utts = load_split(cfg, cfg.data.train, cfg.data.max_duration)
         if not train_utts:
             raise ValueError(f"{cfg.data.manifest_dir}/{cfg.data.train}.jsonl: no training utterances")
         dev_utts = load_split(cfg, cfg.data.dev, limit=cfg.data.dev_max_utts)
-        self.train_set = FeatureDataset(train_utts, self.tokenizer, logmel, self.norm, cfg.data.cache_features)
+        self.train_set = FeatureDataset(train_utts, self.tokenizer, logmel, self.norm, cfg.data.cache_features,
+                                        speed_perturb=cfg.data.speed_perturb, seed=t.seed)
         self.dev_set = FeatureDataset(dev_utts, self.tokenizer, logmel, self.norm, cache=True)
-        self.sampler = BucketBatchSampler([u.duration for u in train_utts], cfg.data.max_frames,
-                                          cfg.data.max_batch, seed=cfg.train.seed)
-        self.model = build_model(cfg.model, len(self.tokenizer), cfg.features.n_mels)
+        # a slowed-down utterance is longer: bucket by the longest it can become, so batches keep to max_frames
+        slowest = min(cfg.data.speed_perturb or [1.0])
+        self.sampler = BucketBatchSampler([u.duration / slowest for u in train_utts], cfg.data.max_frames,
+                                          cfg.data.max_batch, seed=t.seed, rank=self.dist.rank,
+                                          world_size=self.dist.world_size, group=t.accum_steps)
+        self.model = build_model(cfg.model, len(self.tokenizer), cfg.features.n_mels).to(self.device)
+        # DDP broadcasts rank 0's initial weights and averages gradients in buckets during backward
+        self.ddp = DistributedDataParallel(
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            find_unused_parameters=t.find_unused_parameters) if self.dist.enabled else None
+        if self.dist.rank:  # other ranks draw other SpecAugment masks and dropout; rank 0 keeps the 1-GPU stream
+            torch.manual_seed(t.seed + 7919 * self.dist.rank)
+            random.seed(t.seed + 7919 * self.dist.rank)
+            np.random.seed(t.seed + 7919 * self.dist.rank)
         augment = {k: v for k, v in cfg.specaug.items() if k not in ("enabled", "start_epoch")}
         self.specaug = SpecAugment(**augment) if cfg.specaug.enabled else None
-        t = cfg.train
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, betas=(0.9, 0.98), eps=1e-9,
                                           weight_decay=t.weight_decay)
-        self.total_steps = t.max_epochs * len(self.sampler.batches)
+        # fp16 needs loss scaling against underflowing gradients; bf16 has fp32's exponent range and does not
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
+        self.autocast_dtype = AUTOCAST_DTYPES[t.precision]
+        self.steps_per_epoch = math.ceil(self.sampler.batches_per_rank / t.accum_steps)
+        self.total_steps = t.max_epochs * self.steps_per_epoch
         self.budget = t.max_minutes * 60 if t.max_minutes else math.inf
         self.lr = 0.0
         self.state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best_cer": math.inf, "best_epoch": -1,
-                      "train_seconds": 0.0, "skipped_steps": 0}
-        write_model_config(self.exp, cfg.model, cfg.features.n_mels)
-        self.tokenizer.save(self.exp / "tokenizer.json")
-        self.norm.save(self.exp / "norm.json")
+                      "train_seconds": 0.0, "skipped_steps": 0, "world_size": self.dist.world_size,
+                      "accum_steps": t.accum_steps}
+        if self.main:
+            write_model_config(self.exp, cfg.model, cfg.features.n_mels)
+            self.tokenizer.save(self.exp / "tokenizer.json")
+            self.norm.save(self.exp / "norm.json")
 
     # --- checkpoints -------------------------------------------------------------------------------------
     def save(self) -> None:
-        save_atomic({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                     "state": dict(self.state),
-                     "rng": torch.get_rng_state()}, self.exp / "last.pt")
+        """last.pt: everything an interrupted run needs to go on exactly, at an optimizer-step boundary. The
+        sampler position is state["batch_in_epoch"]; the epoch's order follows from (seed, epoch). Every rank
+        takes part (its RNG state is gathered); rank 0 writes."""
+        rngs = self.dist.gather(rng_state(self.device))
+        if self.main:
+            save_atomic({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                         "scaler": self.scaler.state_dict(), "state": dict(self.state), "rng": rngs},
+                        self.exp / "last.pt")
 
     def resume(self) -> bool:
+        """Load exp_dir/last.pt on every rank (a multi-node run keeps exp_dir on a shared file system)."""
         path = self.exp / "last.pt"
         if not path.exists():
             return False
         ckpt = load_checkpoint(path)
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.state.update(ckpt["state"])
-        torch.set_rng_state(ckpt["rng"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        saved = ckpt["state"]
+        self.state.update(saved)
+        rngs = ckpt["rng"] if isinstance(ckpt["rng"], list) else [ckpt["rng"]]
+        set_rng_state(rngs[self.dist.rank % len(rngs)], self.device)
+        old_world, old_accum = saved.get("world_size", 1), saved.get("accum_steps", 1)
+        if (old_world, old_accum) != (self.dist.world_size, self.cfg.train.accum_steps):
+            # another batch split: go on from about the same place in the epoch, no longer bit-exact
+            done = saved["batch_in_epoch"] * old_world // self.dist.world_size
+            self.state.update(batch_in_epoch=min(done, self.sampler.batches_per_rank),
+                              world_size=self.dist.world_size, accum_steps=self.cfg.train.accum_steps)
+            if self.main:
+                tqdm.write(f"{path}: saved with {old_world} ranks x {old_accum} accumulation steps, resumed with "
+                           f"{self.dist.world_size} x {self.cfg.train.accum_steps}: not an exact continuation")
         return True
 
     def end_epoch(self, epoch: int, stats: dict, seconds: float, audio: float) -> None:
-        dev = evaluate(self.model, self.dev_set, self.cfg.data.dev_max_frames, self.cfg.decode_max_len_ratio)
+        dev = evaluate(self.model, self.dev_set, self.cfg.data.dev_max_frames, self.cfg.decode_max_len_ratio,
+                       self.dist)
+        keys = ["loss", "ctc", "att", "acc", "batches"]
+        totals = self.dist.sum([stats[k] for k in keys] + [audio])
+        stats, audio = dict(zip(keys, totals[:-1])), totals[-1]
         improved = dev["cer"] < self.state["best_cer"]
         if improved:
             self.state.update(best_cer=dev["cer"], best_epoch=epoch)
+        if not self.main:
+            return
+        if improved:
             save_atomic(self.model.state_dict(), self.exp / "model.pt")
         save_atomic(self.model.state_dict(), self.exp / f"epoch{epoch}.pt")
         old = self.exp / f"epoch{epoch - self.cfg.train.keep_epochs}.pt"
@@ -140,24 +221,56 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
 
-    def train_step(self, batch: dict) -> dict:
-        feats = batch["feats"]
-        if self.specaug is not None and self.state["epoch"] >= self.cfg.specaug.start_epoch:
-            feats = self.specaug(feats)
-        out = self.model(feats, batch["feat_lengths"], batch["tokens"], batch["token_lengths"])
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def train_step(self, micro_batches: list[dict]) -> dict:
+        """One optimizer step over the micro-batches of this rank: gradients of loss / count accumulate, and
+        DDP all-reduces only after the last one (no_sync before). Returns the mean of each output."""
         self.optimizer.zero_grad(set_to_none=True)
-        out["loss"].backward()
+        net, n = self.ddp or self.model, len(micro_batches)
+        totals: dict[str, torch.Tensor] = {}
+        for k, batch in enumerate(micro_batches):
+            feats = batch["feats"].to(self.device, non_blocking=True)
+            if self.specaug is not None and self.state["epoch"] >= self.cfg.specaug.start_epoch:
+                feats = self.specaug(feats)
+            sync = self.ddp.no_sync() if self.ddp is not None and k < n - 1 else contextlib.nullcontext()
+            with sync:
+                with self.autocast():  # the model keeps CTC in fp32 inside
+                    out = net(feats, batch["feat_lengths"].to(self.device), batch["tokens"].to(self.device),
+                              batch["token_lengths"].to(self.device))
+                self.scaler.scale(out["loss"] / n if n > 1 else out["loss"]).backward()
+            for key, value in out.items():
+                totals[key] = totals[key] + value.detach() if key in totals else value.detach()
+        self.scaler.unscale_(self.optimizer)  # clip true gradients (a no-op without fp16)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
-        if torch.isfinite(norm):
+        if self.scaler.is_enabled():
+            self.scaler.step(self.optimizer)  # skips the step itself on inf/NaN, then lowers the scale
+            self.scaler.update()
+        elif torch.isfinite(norm):
             self.optimizer.step()
-        else:  # one bad batch must not poison the weights
+        if not torch.isfinite(norm):  # one bad batch must not poison the weights
             self.state["skipped_steps"] += 1
         self.state["step"] += 1
-        return {k: v.item() for k, v in out.items()}
+        return {k: v.float().item() / n for k, v in totals.items()}
+
+    def loader(self, epoch: int) -> torch.utils.data.DataLoader:
+        """This rank's batches of `epoch` from its current position. Workers extract features in parallel; the
+        loader's own generator keeps it from drawing on the global RNG (which exact resume restores)."""
+        d = self.cfg.data
+        self.train_set.set_epoch(epoch)
+        self.sampler.set_epoch(epoch, shortest_first=d.shortest_first_epochs > epoch,
+                               skip=self.state["batch_in_epoch"])
+        return torch.utils.data.DataLoader(
+            self.train_set, batch_sampler=self.sampler, collate_fn=collate, num_workers=d.num_workers,
+            pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(self.cfg.train.seed),
+            prefetch_factor=d.prefetch_factor if d.num_workers else None)
 
     def run(self) -> dict:
         cfg, t = self.cfg, self.cfg.train
-        if cfg.resume and self.resume():
+        if cfg.resume and self.resume() and self.main:
             tqdm.write(f"resumed from {self.exp / 'last.pt'} at epoch {self.state['epoch']}, "
                        f"batch {self.state['batch_in_epoch']}")
         if cfg.data.cache_features:
@@ -167,41 +280,51 @@ class Trainer:
         steps_this_run, stop = 0, self.state["train_seconds"] >= self.budget
         while self.state["epoch"] < t.max_epochs and not stop:
             epoch = self.state["epoch"]
-            self.sampler.set_epoch(epoch, shortest_first=cfg.data.shortest_first_epochs > epoch,
-                                   skip=self.state["batch_in_epoch"])
+            loader = self.loader(epoch)
             stats = {"loss": 0.0, "ctc": 0.0, "att": 0.0, "acc": 0.0, "batches": 0}
             audio, start, saved = 0.0, time.time(), time.time()
-            bar = tqdm(self.sampler, desc=f"epoch {epoch}", unit="batch", dynamic_ncols=True)
-            for idx in bar:
+            bar = tqdm(total=math.ceil(len(self.sampler) / t.accum_steps), desc=f"epoch {epoch}", unit="step",
+                       dynamic_ncols=True, **({} if self.main else {"disable": True}))
+            batches = iter(groups(loader, t.accum_steps))
+            while True:
                 tick = time.time()
+                micro_batches = next(batches, None)
+                if micro_batches is None:
+                    break
                 self.set_lr()
-                batch = collate([self.train_set[i] for i in idx])
-                out = self.train_step(batch)
-                self.state["batch_in_epoch"] += 1
-                self.state["train_seconds"] += time.time() - tick
+                out = self.train_step(micro_batches)
+                self.state["batch_in_epoch"] += len(micro_batches)
+                elapsed, save_now = time.time() - tick, time.time() - saved > t.checkpoint_minutes * 60
+                if self.dist.enabled:  # rank 0's clock decides for all: the lr, the budget and saving agree
+                    elapsed, save_now = self.dist.from_main([elapsed, float(save_now)])
+                self.state["train_seconds"] += elapsed
                 steps_this_run += 1
                 stats["batches"] += 1
                 for key, name in (("loss", "loss"), ("ctc", "ctc_loss"), ("att", "att_loss"), ("acc", "accuracy")):
                     stats[key] += out.get(name, 0.0)
-                audio += batch["feat_lengths"].sum().item() / 100
+                audio += sum(b["feat_lengths"].sum().item() for b in micro_batches) / 100
+                bar.update()
                 bar.set_postfix(loss=f"{out['loss']:.3f}", acc=f"{out['accuracy']:.3f}",
                                 lr=f"{self.lr:.2e}", audio_s_per_s=f"{audio / (time.time() - start):.0f}")
                 if self.state["train_seconds"] >= self.budget:
-                    tqdm.write(f"wall-clock budget of {t.max_minutes} min reached")
+                    if self.main:
+                        tqdm.write(f"wall-clock budget of {t.max_minutes} min reached")
                     stop = True
                     break
                 if t.stop_after_steps and steps_this_run >= t.stop_after_steps:
                     stop = True
                     break
-                if time.time() - saved > t.checkpoint_minutes * 60:  # a killed run loses at most this much
+                if save_now:  # a killed run loses at most this much
                     self.save()
                     saved = time.time()
             bar.close()
-            epoch_done = self.state["batch_in_epoch"] >= len(self.sampler.batches)
+            del batches, loader  # stop this epoch's workers before dev decoding
+            epoch_done = self.state["batch_in_epoch"] >= self.sampler.batches_per_rank
             if epoch_done or self.state["train_seconds"] >= self.budget:
                 self.end_epoch(epoch, stats, time.time() - start, audio)
                 self.state.update(epoch=epoch + 1, batch_in_epoch=0)
             self.save()
-        if not (self.exp / "model.pt").exists():
+        if self.main and not (self.exp / "model.pt").exists():
             save_atomic(self.model.state_dict(), self.exp / "model.pt")
+        self.dist.barrier()  # no rank leaves before rank 0 has written everything
         return dict(self.state)
