@@ -71,3 +71,60 @@ def test_bad_model_directory_is_one_line(tmp_path, capsys):
 def test_transcribe_raises_audio_error_for_nan(tiny_model):
     with pytest.raises(AudioError, match="NaN"):
         Transcriber.from_pretrained(tiny_model).transcribe(np.full(16000, np.nan, np.float32))
+
+
+def test_silence_gives_an_empty_transcript_and_truncated_file_an_error(tiny_corpus, tiny_model, tmp_path):
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(16000, np.float32), 16000)
+    good = first_test_utterance(tiny_corpus)
+    truncated = tmp_path / "truncated.flac"
+    truncated.write_bytes(open(good, "rb").read()[:200])
+    results = Transcriber.from_pretrained(tiny_model).transcribe_many([str(silence), str(truncated), good])
+    assert results[0].error is None and results[0].text == "" and results[0].words == []
+    assert results[1].error.startswith(f"{truncated}: ") and "\n" not in results[1].error
+    assert results[2].error is None
+
+
+def test_json_and_srt_carry_word_times(tiny_model, capsys):
+    files = sorted(str(p) for p in REAL.rglob("*.flac"))[:2]
+    assert transcribe_main([*files, "--model", str(tiny_model), "--format", "json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["file"] for r in records] == files
+    for r in records:
+        assert [w["word"] for w in r["words"]] == r["text"].split()
+        starts = [w["start"] for w in r["words"]]
+        assert starts == sorted(starts)
+        assert all(0 <= w["start"] < w["end"] <= r["duration"] + 0.5 for w in r["words"])
+    assert transcribe_main([files[0], "--model", str(tiny_model), "--format", "srt"]) == 0
+    out = capsys.readouterr().out
+    if records[0]["words"]:
+        assert "\n1\n" in out and " --> " in out
+
+
+def test_cli_beam_of_one_is_greedy_and_reads_paths_from_stdin(tiny_model, capsys, monkeypatch):
+    import io
+
+    files = sorted(str(p) for p in REAL.rglob("*.flac"))[:3]
+    assert transcribe_main([*files, "--model", str(tiny_model)]) == 0
+    greedy = capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(files) + "\n"))
+    assert transcribe_main(["-", "--model", str(tiny_model), "--beam", "1"]) == 0
+    assert capsys.readouterr().out == greedy
+    assert transcribe_main([*files, "--model", str(tiny_model), "--beam", "4", "--ctc-weight", "0.3"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+def test_segmented_long_recording_keeps_every_piece(tiny_model):
+    from asr.decoding.search import Search
+
+    pieces = [sf.read(str(p), dtype="float32")[0] for p in sorted(REAL.rglob("*.flac"))[:3]]
+    gap = np.zeros(8000, np.float32)
+    long = np.concatenate([pieces[0], gap, pieces[1], gap, pieces[2]])
+    transcriber = Transcriber.from_pretrained(tiny_model, search=Search(), segment=True)
+    transcriber.segmenter.max_seconds = max(len(p) for p in pieces) / 16000 + 1.0
+    result = transcriber.transcribe_many([long])[0]
+    spans = [p.offset for p in transcriber.pieces(0, transcriber.samples(long))]
+    assert len(spans) == 3
+    assert all(w.start >= 0 for w in result.words)
+    if result.words:
+        assert result.words[-1].end <= len(long) / 16000 + 0.5

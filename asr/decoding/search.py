@@ -1,0 +1,52 @@
+"""One entry point for every offline search, so callers (asr-decode, Transcriber, benchmarks) need not know
+which one runs: greedy, or beam search with optional CTC prefix scores and language model."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import torch
+
+from ..models.las import LAS
+from .beam import BeamOptions, Hypothesis, beam_search
+from .greedy import greedy_decode
+
+
+@dataclass
+class Search:
+    """method: greedy | beam. `beam` holds the beam settings; `lm` a loaded language model (or None)."""
+
+    method: str = "greedy"
+    beam: BeamOptions = field(default_factory=BeamOptions)
+    max_len_ratio: float = 1.0
+    lm: torch.nn.Module | None = None
+
+    def __post_init__(self):
+        if self.method not in ("greedy", "beam"):
+            raise ValueError(f"unknown search method {self.method!r} (greedy | beam)")
+
+    @classmethod
+    def from_config(cls, cfg: Mapping) -> Search:
+        """From conf/decode.yaml's `search` block: method, max_len_ratio, lm_dir and the BeamOptions keys."""
+        beam_keys = {f.name for f in fields(BeamOptions)}
+        beam = BeamOptions(**{k: v for k, v in cfg.items() if k in beam_keys})
+        beam.max_len_ratio = cfg.get("max_len_ratio", beam.max_len_ratio)
+        lm = None
+        if cfg.get("lm_dir") and beam.lm_weight > 0:
+            from ..models.lm import load_lm
+
+            lm = load_lm(Path(cfg["lm_dir"]))
+        return cls(cfg.get("method", "greedy"), beam, beam.max_len_ratio, lm)
+
+    def __call__(self, model: LAS, feats: torch.Tensor, lengths: torch.Tensor, frames: bool = False
+                 ) -> list[Hypothesis]:
+        """feats (B, T, F), lengths (B,) -> one hypothesis per utterance. frames=True also fills each
+        token's most attended listener frame for greedy search (beam search always does)."""
+        if self.method == "beam":
+            return beam_search(model, feats, lengths, self.beam, self.lm)
+        tokens, alignments = greedy_decode(model, feats, lengths, self.max_len_ratio, keep_alignments=frames)
+        if not frames:
+            return [Hypothesis(t, [], 0.0) for t in tokens]
+        return [Hypothesis(t, a.argmax(-1)[: len(t)].tolist(), 0.0) for t, a in zip(tokens, alignments)]

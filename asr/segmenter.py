@@ -1,0 +1,80 @@
+"""Split long recordings on silence so each piece decodes like a normal utterance.
+
+Energy-based: 25 ms frames every 10 ms; a frame is silent when its energy is `threshold_db` below the
+recording's loud frames (95th percentile), so the split adapts to the recording's level. Pieces are cut in the
+middle of the longest pauses until none is longer than `max_seconds`; pieces without speech are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .frontend import SAMPLE_RATE
+
+HOP = SAMPLE_RATE // 100
+WINDOW = SAMPLE_RATE * 25 // 1000
+SILENT_PEAK = 1e-4  # below this amplitude a recording is digital silence, whatever its relative level
+
+
+@dataclass
+class SegmenterOptions:
+    max_seconds: float = 20.0     # pieces longer than this are cut at their longest pause
+    min_pause: float = 0.2        # seconds of silence that count as a pause to cut at
+    threshold_db: float = 35.0    # silence: this far below the loud frames' energy
+
+
+def frame_energy_db(wav: torch.Tensor) -> torch.Tensor:
+    """(N,) samples -> (frames,) energy in dB."""
+    if wav.numel() < WINDOW:
+        wav = torch.nn.functional.pad(wav, (0, WINDOW - wav.numel()))
+    frames = wav.unfold(0, WINDOW, HOP)
+    return 10 * torch.log10(frames.pow(2).mean(-1) + 1e-12)
+
+
+def speech_frames(wav: torch.Tensor, threshold_db: float) -> torch.Tensor:
+    """(frames,) bool: True where there is speech."""
+    if wav.numel() == 0 or wav.abs().max() < SILENT_PEAK:
+        return torch.zeros(max(1, (wav.numel() - WINDOW) // HOP + 1), dtype=torch.bool)
+    energy = frame_energy_db(wav)
+    return energy > torch.quantile(energy, 0.95) - threshold_db
+
+
+def pauses(speech: torch.Tensor, min_frames: int) -> list[tuple[int, int]]:
+    """Runs of silent frames (start, end) at least `min_frames` long, in frames."""
+    runs, start = [], None
+    for i, s in enumerate(speech.tolist() + [True]):
+        if not s and start is None:
+            start = i
+        elif s and start is not None:
+            if i - start >= min_frames:
+                runs.append((start, i))
+            start = None
+    return runs
+
+
+def split_on_silence(wav: torch.Tensor, options: SegmenterOptions | None = None) -> list[tuple[int, int]]:
+    """(N,) samples at 16 kHz -> [(start, end)] sample spans, in order, each at most max_seconds long
+    unless it has no pause to cut at; empty when there is no speech."""
+    opt = options or SegmenterOptions()
+    speech = speech_frames(wav, opt.threshold_db)
+    if not speech.any():
+        return []
+    gaps = pauses(speech, max(1, round(opt.min_pause * 100)))
+    max_frames = round(opt.max_seconds * 100)
+    pieces, todo = [], [(0, len(speech))]
+    while todo:
+        start, end = todo.pop()
+        inner = [(a, b) for a, b in gaps if a > start and b < end]
+        if end - start <= max_frames or not inner:
+            pieces.append((start, end))
+            continue
+        a, b = max(inner, key=lambda g: g[1] - g[0])
+        middle = (a + b) // 2
+        todo += [(middle, end), (start, middle)]
+    spans = []
+    for start, end in sorted(pieces):
+        if speech[start:end].any():
+            spans.append((start * HOP, min(wav.numel(), end * HOP + WINDOW)))
+    return spans
