@@ -1,8 +1,9 @@
 """Split long recordings on silence so each piece decodes like a normal utterance.
 
 Energy-based: 25 ms frames every 10 ms; a frame is silent when its energy is `threshold_db` below the
-recording's loud frames (95th percentile), so the split adapts to the recording's level. Pieces are cut in the
-middle of the longest pauses until none is longer than `max_seconds`; pieces without speech are dropped.
+recording's loud frames (95th percentile), so the split adapts to the recording's level. Pieces end in the
+middle of every pause of at least `min_pause`, and a piece still longer than `max_seconds` is cut in its
+longest shorter pause until none is; pieces without speech are dropped.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from .frontend import SAMPLE_RATE
 
 HOP = SAMPLE_RATE // 100
 WINDOW = SAMPLE_RATE * 25 // 1000
-SILENT_PEAK = 1e-4  # below this amplitude a recording is digital silence, whatever its relative level
+SILENT_PEAK = 1e-4
+MIN_CUT_FRAMES = 5  # 50 ms: the shortest pause a piece that is too long may be cut in  # below this amplitude a recording is digital silence, whatever its relative level
 
 
 @dataclass
 class SegmenterOptions:
-    max_seconds: float = 20.0     # pieces longer than this are cut at their longest pause
-    min_pause: float = 0.2        # seconds of silence that count as a pause to cut at
+    max_seconds: float = 20.0     # pieces longer than this are cut again at their longest pause
+    min_pause: float = 0.25       # every pause at least this long (seconds) ends a piece
     threshold_db: float = 35.0    # silence: this far below the loud frames' energy
 
 
@@ -61,10 +63,14 @@ def split_on_silence(wav: torch.Tensor, options: SegmenterOptions | None = None)
     speech = speech_frames(wav, opt.threshold_db)
     if not speech.any():
         return []
-    gaps = pauses(speech, max(1, round(opt.min_pause * 100)))
+    # every pause of min_pause ends a piece: a LAS model trained on single sentences tends to stop after the
+    # first one or skip ahead when a piece holds several
+    gaps = pauses(speech, MIN_CUT_FRAMES)
+    cuts = [(a + b) // 2 for a, b in gaps if b - a >= round(opt.min_pause * 100)]
+    bounds = [0, *cuts, len(speech)]
     max_frames = round(opt.max_seconds * 100)
-    pieces, todo = [], [(0, len(speech))]
-    while todo:
+    pieces, todo = [], list(zip(bounds[:-1], bounds[1:]))[::-1]
+    while todo:  # a piece still too long is cut in its longest shorter pause
         start, end = todo.pop()
         inner = [(a, b) for a, b in gaps if a > start and b < end]
         if end - start <= max_frames or not inner:

@@ -10,16 +10,15 @@ def tone(seconds, freq=300.0):
     return 0.3 * torch.sin(2 * np.pi * freq * t)
 
 
-def test_splits_at_pauses_and_only_when_too_long():
-    parts = [tone(3.0), torch.zeros(8000), tone(2.0), torch.zeros(4000), tone(4.0)]
+def test_splits_at_every_pause_and_at_short_ones_when_too_long():
+    parts = [tone(3.0), torch.zeros(8000), tone(2.0), torch.zeros(1600), tone(4.0)]
     wav = torch.cat(parts)
-    whole = split_on_silence(wav, SegmenterOptions(max_seconds=30))
-    assert len(whole) == 1
-    spans = split_on_silence(wav, SegmenterOptions(max_seconds=4.5))
+    assert len(split_on_silence(wav, SegmenterOptions(max_seconds=30, min_pause=0.25))) == 2  # the 0.5 s pause
+    spans = split_on_silence(wav, SegmenterOptions(max_seconds=4.5, min_pause=0.25))
     assert len(spans) == 3
     assert spans == sorted(spans) and all(b > a for a, b in spans)
     # each piece holds one tone, cut inside the pauses
-    assert 3.0 * 16000 <= spans[1][0] <= 3.5 * 16000 and 5.5 * 16000 <= spans[2][0] <= 5.75 * 16000
+    assert 3.0 * 16000 <= spans[1][0] <= 3.5 * 16000 and 5.5 * 16000 <= spans[2][0] <= 5.6 * 16000
     # no sample of speech is lost
     covered = torch.zeros(len(wav), dtype=torch.bool)
     for a, b in spans:

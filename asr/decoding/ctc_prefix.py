@@ -41,6 +41,25 @@ class CTCPrefixScorer:
         self.x, self.lengths = self.x[:, index], self.lengths[index]
         self.rows = torch.arange(len(index), device=index.device)
 
+    @staticmethod
+    def recurrence(x: torch.Tensor, x_blank: torch.Tensor, phi: torch.Tensor, r_first: torch.Tensor
+                   ) -> torch.Tensor:
+        """Frames t = 1..L of the forward recursion
+            r^n_t = (r^n_{t-1} + phi_{t-1}) p_t(c),    r^b_t = (r^b_{t-1} + r^n_{t-1}) p_t(blank)
+        as three tensor ops per frame on both halves at once (the loop is op-count bound, not data bound).
+        x (L, N, C) log p_t(c), x_blank (L, N), phi (L, N, C) log phi_{t-1}, r_first (N, C) log r^n_0.
+        Returns (L, N, C, 2): log r^n_t, log r^b_t."""
+        steps, n, c = x.shape
+        emit = torch.stack([x, x_blank[:, :, None].expand(-1, -1, c)], 1)  # (L, 2, N, C)
+        r = x.new_empty(steps + 1, 2, n, c)
+        r[0, 0], r[0, 1] = r_first, NEG
+        other = torch.stack([phi, phi], 1)  # row 0 adds phi_{t-1}; row 1 gets r^b_{t-1} written in below
+        for t in range(steps):
+            other[t, 1] = r[t, 1]
+            torch.logaddexp(r[t, :1], other[t], out=r[t + 1])
+            r[t + 1] += emit[t]
+        return r[1:].permute(0, 2, 3, 1)
+
     def extend(self, r: torch.Tensor, last: torch.Tensor, step: int, candidates: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Score one-token extensions of N prefixes of length `step` whose last tokens are `last` (N,).
@@ -59,11 +78,9 @@ class CTCPrefixScorer:
         if step == 0:
             r_next[0, :, :, 0] = x[0]
         start = max(step, 1)  # a prefix of length L cannot end before frame L
-        x_blank = self.x[:, :, self.blank, None]
-        for t in range(start, t_max):
-            previous = r_next[t - 1]
-            r_next[t, :, :, 0] = torch.logaddexp(previous[..., 0], phi[t - 1]) + x[t]
-            r_next[t, :, :, 1] = torch.logaddexp(previous[..., 0], previous[..., 1]) + x_blank[t]
+        if start < t_max:
+            r_next[start:] = self.recurrence(x[start:], self.x[start:, :, self.blank], phi[start - 1:-1],
+                                             r_next[start - 1, :, :, 0]).to(r_next.dtype)
         terms = torch.cat([r_next[start - 1, None, :, :, 0], phi[start - 1:-1] + x[start:]], 0)
         psi = x.new_full((n, self.x.shape[2]), NEG).scatter(1, candidates, torch.logsumexp(terms, 0))
         psi[:, self.eos] = r_sum[self.lengths - 1, self.rows]

@@ -1,0 +1,162 @@
+"""Decoding benchmark of a model directory: WER and real-time factor of each search, and long recordings.
+
+    python -m asr.bench.decode --model recipes/mini/exp/model --manifests recipes/mini/data/manifests \
+        [--parts test-seen test-unseen] [--lm recipes/mini/exp/lm] [--long-seconds 180]
+
+Searches: greedy; beam 8 with CTC weight 0.3; the same with the LM (when --lm is given). Settings other than
+those come from conf/decode.yaml `search`. Long audio: the test utterances of the first part, joined with
+0.3 s of silence into recordings of at least --long-seconds, decoded whole (greedy, plain and with a decode-time
+attention window when the model's attention is soft) and split on silence by the segmenter; each is scored
+against the joined references next to the same utterances decoded one by one.
+Writes recipes/mini/exp/decode_bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from torch.nn.utils.rnn import pad_sequence
+
+from ..cli import CONF_DIR
+from ..data.batching import BucketBatchSampler, FeatureDataset, collate
+from ..data.librispeech import read_manifest
+from ..decoding.search import Search
+from ..frontend import SAMPLE_RATE, load_audio
+from ..modeldir import load_model_dir
+from ..models.attention.mocha import MoChA
+from ..models.attention.monotonic import MonotonicAttention
+from ..models.attention.windowed import WindowedAttention
+from ..scoring import score
+
+GAP_SECONDS = 0.3
+
+
+def search_config(**overrides) -> Search:
+    cfg = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "decode.yaml").search)
+    cfg.update(overrides)
+    return Search.from_config(cfg)
+
+
+def decode_part(model, tokenizer, logmel, norm, utts, search: Search, max_frames: int) -> dict:
+    dataset = FeatureDataset(utts, tokenizer, logmel, norm, cache=False)
+    batches = BucketBatchSampler([u.duration for u in utts], max_frames).batches
+    data = [(idx, collate([dataset[i] for i in idx])) for idx in batches]  # features are not decoding time
+    hyps = {}
+    start = time.perf_counter()
+    for idx, batch in data:
+        for i, h in zip(idx, search(model, batch["feats"], batch["feat_lengths"])):
+            hyps[utts[i].id] = tokenizer.decode(h.tokens)
+    seconds = time.perf_counter() - start
+    result = score({u.id: u.text for u in utts}, hyps)
+    audio = sum(u.duration for u in utts)
+    return {"wer": result["wer"], "cer": result["cer"], "rtf": round(seconds / audio, 5),
+            "seconds": round(seconds, 2), "utterances": len(utts), "hyps": hyps}
+
+
+def long_recordings(utts, min_seconds: float) -> list[tuple[torch.Tensor, list]]:
+    """Join utterances in manifest order into recordings of at least min_seconds: (samples, utterances)."""
+    gap = torch.zeros(int(GAP_SECONDS * SAMPLE_RATE))
+    recordings, wavs, members, total = [], [], [], 0.0
+    for u in utts:
+        wavs += [load_audio(u.audio), gap]
+        members.append(u)
+        total += u.duration + GAP_SECONDS
+        if total >= min_seconds:
+            recordings.append((torch.cat(wavs[:-1]), members))
+            wavs, members, total = [], [], 0.0
+    return recordings
+
+
+def long_audio(model_dir: str, utts, one_by_one: dict, min_seconds: float) -> dict:
+    """WER of long recordings decoded whole and segmented, against the same utterances one by one."""
+    from ..transcriber import Transcriber
+
+    recordings = long_recordings(utts, min_seconds)
+    if not recordings:
+        return {"note": f"fewer than {min_seconds} s of test audio"}
+    model, tokenizer, logmel, norm = load_model_dir(model_dir)
+    refs = {f"long{i}": " ".join(u.text for u in members) for i, (_, members) in enumerate(recordings)}
+    separate = {f"long{i}": " ".join(one_by_one[u.id] for u in members) for i, (_, members) in enumerate(recordings)}
+    result = {"recordings": len(recordings), "seconds_each": [round(len(w) / SAMPLE_RATE, 1) for w, _ in recordings],
+              "one_by_one": score(refs, separate)["wer"]}
+    segmented = Transcriber(model, tokenizer, logmel, norm, segment=True)
+    start = time.perf_counter()
+    texts = segmented.transcribe_many([w for w, _ in recordings])
+    result["segmented"] = score(refs, {f"long{i}": t.text for i, t in enumerate(texts)})["wer"]
+    result["segmented_rtf"] = round((time.perf_counter() - start) / sum(len(w) for w, _ in recordings)
+                                    * SAMPLE_RATE, 5)
+    variants = {"whole": model.speller.attention}
+    if not isinstance(model.speller.attention, (MonotonicAttention, MoChA, WindowedAttention)):
+        # a soft attention may jump over minutes of audio: a decode-time window keeps it local
+        variants["whole_windowed"] = WindowedAttention(model.speller.attention.query_dim,
+                                                       model.speller.attention.memory_dim,
+                                                       inner=model.speller.attention).eval()
+    for name, attention in variants.items():
+        model.speller.attention = attention
+        whole = {}
+        for i, (wav, _) in enumerate(recordings):
+            feats = norm(logmel(wav))
+            hyp = Search()(model, pad_sequence([feats], batch_first=True), torch.tensor([len(feats)]))
+            whole[f"long{i}"] = tokenizer.decode(hyp[0].tokens)
+        result[name] = score(refs, whole)["wer"]
+    for name in ("segmented", *variants):
+        result[f"{name}_ratio"] = round(result[name] / max(result["one_by_one"], 1e-9), 3)
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m asr.bench.decode", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="recipes/mini/exp/model")
+    p.add_argument("--manifests", default="recipes/mini/data/manifests")
+    p.add_argument("--parts", nargs="+", default=["test-seen", "test-unseen"])
+    p.add_argument("--lm", default=None, help="an LM directory (asr-train-lm) for the beam + LM row")
+    p.add_argument("--lm-weight", type=float, default=0.3)
+    p.add_argument("--beam", type=int, default=8)
+    p.add_argument("--ctc-weight", type=float, default=0.3)
+    p.add_argument("--max-utts", type=int, default=0, help="first N utterances of each part (0: all)")
+    p.add_argument("--long-seconds", type=float, default=180.0, help="0 skips the long-audio part")
+    p.add_argument("--max-frames", type=int, default=40000)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default="recipes/mini/exp/decode_bench.json")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model, tokenizer, logmel, norm = load_model_dir(args.model)
+    searches = {"greedy": search_config(method="greedy"),
+                f"beam{args.beam}_ctc{args.ctc_weight}": search_config(method="beam", beam_size=args.beam,
+                                                                          ctc_weight=args.ctc_weight)}
+    if args.lm:
+        searches[f"beam{args.beam}_ctc{args.ctc_weight}_lm{args.lm_weight}"] = search_config(
+            method="beam", beam_size=args.beam, ctc_weight=args.ctc_weight, lm_dir=args.lm,
+            lm_weight=args.lm_weight)
+    report = {"model": args.model, "threads": args.threads, "parts": {}}
+    first_greedy = None
+    for part in args.parts:
+        utts = read_manifest(Path(args.manifests) / f"{part}.jsonl")
+        utts = utts[: args.max_utts] if args.max_utts else utts
+        rows = {}
+        for name, search in searches.items():
+            rows[name] = decode_part(model, tokenizer, logmel, norm, utts, search, args.max_frames)
+            print(f"{part:12s} {name:24s} WER {rows[name]['wer']:6.2f} CER {rows[name]['cer']:6.2f} "
+                  f"RTF {rows[name]['rtf']:.4f}", flush=True)
+        if first_greedy is None:
+            first_greedy = (utts, rows["greedy"]["hyps"])
+        greedy_wer = rows["greedy"]["wer"]
+        for row in rows.values():
+            row["wer_change_vs_greedy"] = round((row["wer"] - greedy_wer) / max(greedy_wer, 1e-9), 4)
+            row.pop("hyps")
+        report["parts"][part] = rows
+    if args.long_seconds > 0:
+        report["long_audio"] = long_audio(args.model, *first_greedy, args.long_seconds)
+        print("long audio:", json.dumps(report["long_audio"]))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()
