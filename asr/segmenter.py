@@ -16,8 +16,8 @@ from .frontend import SAMPLE_RATE
 
 HOP = SAMPLE_RATE // 100
 WINDOW = SAMPLE_RATE * 25 // 1000
-SILENT_PEAK = 1e-4
-MIN_CUT_FRAMES = 5  # 50 ms: the shortest pause a piece that is too long may be cut in  # below this amplitude a recording is digital silence, whatever its relative level
+SILENT_PEAK = 1e-4  # below this amplitude a recording is digital silence, whatever its relative level
+MIN_CUT_FRAMES = 5  # 50 ms: the shortest pause a piece that is too long may be cut in
 
 
 @dataclass
