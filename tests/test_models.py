@@ -1,5 +1,8 @@
+from pathlib import Path
+
 import pytest
 import torch
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from asr.decoding.greedy import greedy_decode
@@ -13,6 +16,8 @@ ATTENTIONS = {
                  "conv_channels": 4, "conv_kernel": 5},
     "monotonic": {"_target_": "asr.models.attention.monotonic.MonotonicAttention", "attention_dim": 16},
     "mocha": {"_target_": "asr.models.attention.mocha.MoChA", "attention_dim": 16, "chunk": 3},
+    "mocha-heads": {"_target_": "asr.models.attention.mocha.MoChA", "attention_dim": 16, "chunk": 3, "heads": 2,
+                    "value_proj": True},
     "multihead": {"_target_": "asr.models.attention.multihead.MultiHeadLocationAttention", "heads": 2,
                   "attention_dim": 16, "conv_kernel": 5},
     "windowed": {"_target_": "asr.models.attention.windowed.WindowedAttention", "_recursive_": False,
@@ -102,7 +107,7 @@ def tiny_batch():
 
 
 @pytest.mark.parametrize("listener, attention", [("conv", "location"), ("pblstm", "location"),
-                                                 ("conv", "monotonic"), ("conv", "mocha"),
+                                                 ("conv", "monotonic"), ("conv", "mocha"), ("conv", "mocha-heads"),
                                                  ("conv", "multihead"), ("conv", "windowed")])
 def test_loss_falls_on_a_tiny_batch(listener, attention):
     torch.manual_seed(0)
@@ -172,8 +177,6 @@ ALL_ATTENTIONS = {
 @pytest.mark.parametrize("name", list(ALL_ATTENTIONS))
 @pytest.mark.parametrize("training", [True, False])
 def test_every_soft_attention_masks_padding_and_sums_to_one(name, training):
-    from hydra.utils import instantiate
-
     torch.manual_seed(0)
     att = instantiate(OmegaConf.create(ALL_ATTENTIONS[name]), query_dim=6, memory_dim=8).train(training)
     memory, lengths = torch.randn(3, 15, 8), torch.tensor([15, 9, 4])
@@ -199,3 +202,31 @@ def test_windowed_attention_only_sees_the_window():
     m = window_mask(weights, padding_mask(torch.tensor([20, 20]), 20), before=2, after=3)
     assert m[0].nonzero().flatten().tolist() == [8, 9, 10, 11, 12, 13]
     assert m[1].nonzero().flatten().tolist() == [0, 1, 2, 3, 4]
+
+
+ATTENTION_CONFIGS = Path(__file__).parents[1] / "conf" / "model" / "attention"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in ATTENTION_CONFIGS.glob("*.yaml")))
+@pytest.mark.parametrize("value_proj", [False, True])
+def test_values_shared_or_separately_projected(name, value_proj):
+    """Every attention config takes value_proj: values are the frames themselves, or their own projection,
+    which the context is made of and which learns."""
+    torch.manual_seed(0)
+    cfg = OmegaConf.load(ATTENTION_CONFIGS / f"{name}.yaml")
+    cfg.value_proj = value_proj
+    att = instantiate(cfg, query_dim=6, memory_dim=8).train()
+    owner = att.inner if name == "windowed" else att  # the wrapper hands the option to the attention it wraps
+    assert (owner.value_proj is None) == (not value_proj)
+    memory, lengths = torch.randn(2, 9, 8), torch.tensor([9, 5])
+    state = att.init_state(memory, lengths)
+    assert torch.allclose(state.values, owner.value_proj(memory) if value_proj else memory)
+    total = 0.0
+    for _ in range(3):
+        context, weights, state = att(torch.randn(2, 6), state)
+        if name != "multihead":  # one context of the values (multi-head: slices per head, then projected)
+            assert torch.allclose(context, torch.einsum("bt,btd->bd", weights, state.values), atol=1e-6)
+        total = total + context.sum()
+    total.backward()
+    if value_proj:
+        assert owner.value_proj.weight.grad.abs().sum() > 0

@@ -31,24 +31,68 @@ class AttentionState:
     weights: torch.Tensor
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
-    def select(self, index: torch.Tensor) -> AttentionState:
-        """Reorder or repeat batch entries (beam search): every tensor is indexed on dim 0."""
-        picked = {f.name: getattr(self, f.name)[index] for f in fields(self) if f.name != "extra"}
-        return replace(self, **picked, extra={k: v[index] for k, v in self.extra.items()})
+    def select(self, index: torch.Tensor, keep_memory: bool = False,
+               memory_extras: tuple[str, ...] = ()) -> AttentionState:
+        """Reorder or repeat batch entries (beam search): every tensor is indexed on dim 0.
+
+        keep_memory: the caller only reorders hypotheses among rows of the same utterance, so the tensors made
+        from the listener output (keys, values, mask and the `memory_extras`) stay as they are: copying them
+        is most of a beam step's cost otherwise."""
+        static = {"keys", "values", "mask"} if keep_memory else set()
+        picked = {f.name: getattr(self, f.name) if f.name in static else getattr(self, f.name)[index]
+                  for f in fields(self) if f.name != "extra"}
+        extra = {k: v if keep_memory and k in memory_extras else v[index] for k, v in self.extra.items()}
+        return replace(self, **picked, extra=extra)
 
 
 class Attention(nn.Module):
     """Base class. Subclasses implement `init_state` and `forward`.
 
     memory_dim: size D of a listener frame; query_dim: size of the speller state that queries it.
+    value_proj: keys are always the attention's own projection of the frames; the values the context is made
+    of are the frames themselves (shared with what the keys are projected from, the default) or, with
+    value_proj=True, a separate learned projection (D -> D). Subclasses build values with `project_values`.
     """
 
-    def __init__(self, query_dim: int, memory_dim: int):
+    # names of extra tensors (B, T, ...) that init_state computes from the memory frame by frame (like keys);
+    # every other extra whose last size is T is taken to be an alignment over frames (B, ..., T)
+    memory_extras: tuple[str, ...] = ()
+
+    def __init__(self, query_dim: int, memory_dim: int, value_proj: bool = False):
         super().__init__()
         self.query_dim, self.memory_dim = query_dim, memory_dim
+        self.value_proj = nn.Linear(memory_dim, memory_dim) if value_proj else None
+
+    def project_values(self, memory: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) listener frames -> (B, T, D) values: the frames, or their projection with value_proj."""
+        return memory if self.value_proj is None else self.value_proj(memory)
 
     def init_state(self, memory: torch.Tensor, lengths: torch.Tensor) -> AttentionState:
         raise NotImplementedError
+
+    def extend(self, state: AttentionState, new_memory: torch.Tensor) -> AttentionState:
+        """Append listener frames (B, N, D) that arrived after `state` was made (streaming) to every utterance
+        of the batch. Keys, values and memory extras of the new frames are computed by `init_state`; alignments
+        (weights and alignment extras) are zero on them, as no step has attended there yet; per-utterance
+        extras such as the monotonic position are kept. Only exact for attentions whose steps never look past
+        the frames they have (monotonic, MoChA): a soft attention's earlier steps would have spread over
+        the new frames too."""
+        b, n = new_memory.shape[:2]
+        if n == 0:
+            return state
+        t = state.mask.shape[1]
+        lengths = torch.full((b,), n, dtype=torch.long, device=new_memory.device)
+        fresh = self.init_state(new_memory, lengths)
+        extra = {}
+        for name, value in state.extra.items():
+            if name in self.memory_extras:
+                value = torch.cat([value, fresh.extra[name]], 1)
+            elif value.dim() >= 2 and value.shape[-1] == t:
+                value = torch.cat([value, value.new_zeros(*value.shape[:-1], n)], -1)
+            extra[name] = value
+        return AttentionState(torch.cat([state.keys, fresh.keys], 1), torch.cat([state.values, fresh.values], 1),
+                              torch.cat([state.mask, fresh.mask], 1),
+                              torch.cat([state.weights, state.weights.new_zeros(b, n)], 1), extra)
 
     def forward(self, query: torch.Tensor, state: AttentionState
                 ) -> tuple[torch.Tensor, torch.Tensor, AttentionState]:

@@ -21,8 +21,8 @@ class ContentAttention(Attention):
     SCORERS = ("additive", "dot", "scaled_dot", "general")
 
     def __init__(self, query_dim: int, memory_dim: int, scorer: str = "additive", attention_dim: int = 128,
-                 sharpening: float = 1.0):
-        super().__init__(query_dim, memory_dim)
+                 sharpening: float = 1.0, value_proj: bool = False):
+        super().__init__(query_dim, memory_dim, value_proj)
         if scorer not in self.SCORERS:
             raise ValueError(f"scorer must be one of {', '.join(self.SCORERS)}, got {scorer!r}")
         self.scorer, self.sharpening = scorer, sharpening
@@ -38,7 +38,7 @@ class ContentAttention(Attention):
 
     def init_state(self, memory: torch.Tensor, lengths: torch.Tensor) -> AttentionState:
         mask = padding_mask(lengths, memory.shape[1])
-        return AttentionState(self.key_proj(memory), memory, mask, uniform_weights(mask))
+        return AttentionState(self.key_proj(memory), self.project_values(memory), mask, uniform_weights(mask))
 
     def forward(self, query: torch.Tensor, state: AttentionState
                 ) -> tuple[torch.Tensor, torch.Tensor, AttentionState]:

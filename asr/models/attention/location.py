@@ -24,8 +24,8 @@ class LocationAwareAttention(Attention):
 
     def __init__(self, query_dim: int, memory_dim: int, attention_dim: int = 256, conv_channels: int = 10,
                  conv_kernel: int = 31, sharpening: float = 1.0, smoothing: bool = False,
-                 coverage: bool = False, scorer: str = "mlp"):
-        super().__init__(query_dim, memory_dim)
+                 coverage: bool = False, scorer: str = "mlp", value_proj: bool = False):
+        super().__init__(query_dim, memory_dim, value_proj)
         if conv_kernel % 2 == 0:
             raise ValueError(f"conv_kernel must be odd to stay centred, got {conv_kernel}")
         if scorer not in ("mlp", "dot"):
@@ -47,7 +47,7 @@ class LocationAwareAttention(Attention):
         mask = padding_mask(lengths, memory.shape[1])
         weights = uniform_weights(mask)
         extra = {"cumulative": torch.zeros_like(weights)} if self.coverage else {}
-        return AttentionState(self.key_proj(memory), memory, mask, weights, extra)
+        return AttentionState(self.key_proj(memory), self.project_values(memory), mask, weights, extra)
 
     def forward(self, query: torch.Tensor, state: AttentionState
                 ) -> tuple[torch.Tensor, torch.Tensor, AttentionState]:

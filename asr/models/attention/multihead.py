@@ -1,6 +1,6 @@
 """Multi-head location-aware attention: several location-aware heads, each with its own convolution over
-its own previous alignment; their contexts are concatenated (each head reads a slice of the projected
-frames) and projected back to the memory size."""
+its own previous alignment; their contexts are concatenated (each head reads a slice of the frames, or of
+their projection with value_proj, the default here) and projected back to the memory size."""
 
 from __future__ import annotations
 
@@ -16,19 +16,18 @@ class MultiHeadLocationAttention(Attention):
     timestamps); extra["head_weights"] (B, H, T) carries each head's own previous alignment."""
 
     def __init__(self, query_dim: int, memory_dim: int, heads: int = 4, attention_dim: int = 128,
-                 conv_channels: int = 10, conv_kernel: int = 31, scorer: str = "dot"):
-        super().__init__(query_dim, memory_dim)
+                 conv_channels: int = 10, conv_kernel: int = 31, scorer: str = "dot", value_proj: bool = True):
+        super().__init__(query_dim, memory_dim, value_proj)
         if memory_dim % heads:
             raise ValueError(f"memory_dim {memory_dim} is not divisible by heads={heads}")
         self.heads = nn.ModuleList(
             LocationAwareAttention(query_dim, memory_dim // heads, attention_dim // heads, conv_channels,
                                    conv_kernel, scorer=scorer) for _ in range(heads))
-        self.value_proj = nn.Linear(memory_dim, memory_dim)
         self.output_proj = nn.Linear(memory_dim, memory_dim)
 
     def init_state(self, memory: torch.Tensor, lengths: torch.Tensor) -> AttentionState:
         mask = padding_mask(lengths, memory.shape[1])
-        values = self.value_proj(memory)
+        values = self.project_values(memory)
         h = len(self.heads)
         # keys of all heads side by side: (B, T, H * A_h); values split per head inside forward
         keys = torch.cat([head.key_proj(part) for head, part in zip(self.heads, values.chunk(h, dim=-1))], -1)

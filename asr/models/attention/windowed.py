@@ -24,13 +24,14 @@ class WindowedAttention(Attention):
     """Wraps `inner` (an attention config with `_target_`, or a module) and masks frames outside the window.
 
     The first step has no alignment peak yet (the initial alignment is uniform): it attends everywhere.
+    value_proj is handed to the inner attention built from a config.
     """
 
     def __init__(self, query_dim: int, memory_dim: int, inner: DictConfig | Attention, before: int = 10,
-                 after: int = 30, in_training: bool = False):
-        super().__init__(query_dim, memory_dim)
+                 after: int = 30, in_training: bool = False, value_proj: bool = False):
+        super().__init__(query_dim, memory_dim)  # the inner attention makes keys and values
         if not isinstance(inner, Attention):
-            inner = instantiate(inner, query_dim=query_dim, memory_dim=memory_dim)
+            inner = instantiate(inner, query_dim=query_dim, memory_dim=memory_dim, value_proj=value_proj)
         self.inner, self.before, self.after, self.in_training = inner, before, after, in_training
 
     def init_state(self, memory: torch.Tensor, lengths: torch.Tensor) -> AttentionState:
