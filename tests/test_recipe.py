@@ -10,7 +10,7 @@ import pytest
 
 from .conftest import ROOT, TINY_MODEL, TINY_SYNTH
 
-STAGES = ["synthesize", "prepare", "train", "decode", "score", "export"]
+STAGES = ["synthesize", "prepare", "lm", "train", "decode", "score", "export"]
 
 
 @pytest.mark.slow
@@ -18,7 +18,9 @@ def test_mini_recipe_end_to_end(tmp_path):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "TQDM_DISABLE": "1"}
     cmd = ["bash", str(ROOT / "recipes" / "mini" / "run.sh"), "--data", str(tmp_path / "data"),
            "--exp", str(tmp_path / "exp"), "--synth", " ".join(TINY_SYNTH),
-           "--train", " ".join([*TINY_MODEL, "train.max_epochs=2"])]
+           "--train", " ".join([*TINY_MODEL, "train.max_epochs=2"]),
+           "--lm", "train.max_epochs=1 model.hidden=32 model.layers=1 threads=1",
+           "--decode", "search.beam_size=2"]  # an untrained model's hypotheses run to the length limit
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     exp = tmp_path / "exp"
@@ -51,7 +53,8 @@ def test_compare_attention_trains_every_variant(tmp_path):
     variants = ["location", "monotonic", "mocha", "multihead", "windowed"]
     cmd = ["bash", str(ROOT / "recipes" / "mini" / "compare_attention.sh"), "--data", str(tmp_path / "data"),
            "--exp", str(tmp_path / "exp"), "--variants", " ".join(variants), "--synth", " ".join(TINY_SYNTH),
-           "--train", " ".join([*(o for o in TINY_MODEL if "attention" not in o), "train.max_epochs=1"])]
+           "--train", " ".join([*(o for o in TINY_MODEL if "attention" not in o), "train.max_epochs=1"]),
+           "--decode", "search.method=greedy"]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = json.loads((tmp_path / "exp" / "results.json").read_text())

@@ -1,9 +1,9 @@
 """asr-transcribe FILE... --model DIR: transcribe audio files, in the order given.
 
 Output formats: text (`FILE<TAB>TEXT` per file), json (one object per file with word times) or srt (subtitles,
-one block per file). Search defaults come from conf/decode.yaml (`search`, `segmenter`); the options below
-override them. A file that cannot be transcribed gives one line on stderr naming it and the problem; the
-other files are still transcribed, and the exit status is 1.
+one block per file). Greedy search unless --beam N > 1; the beam settings come from conf/decode.yaml
+(`search`, `segmenter`) and the options below override them. A file that cannot be transcribed gives one
+line on stderr naming it and the problem; the other files are still transcribed, and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def search_from_args(args: argparse.Namespace):
     from ..decoding.search import Search
 
     cfg = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "decode.yaml").search)
-    if args.beam is not None:
-        cfg["method"] = "beam" if args.beam > 1 else "greedy"
+    cfg["method"] = "beam" if args.beam and args.beam > 1 else "greedy"  # greedy unless asked: the fastest
+    if args.beam:
         cfg["beam_size"] = args.beam
     for key, value in (("ctc_weight", args.ctc_weight), ("lm_dir", args.lm), ("lm_weight", args.lm_weight)):
         if value is not None:

@@ -34,7 +34,9 @@ class Search:
         beam = BeamOptions(**{k: v for k, v in cfg.items() if k in beam_keys})
         beam.max_len_ratio = cfg.get("max_len_ratio", beam.max_len_ratio)
         lm = None
-        if cfg.get("lm_dir") and beam.lm_weight > 0:
+        if not cfg.get("lm_dir"):
+            beam.lm_weight = 0.0
+        elif beam.lm_weight > 0:
             from ..models.lm import load_lm
 
             lm = load_lm(Path(cfg["lm_dir"]))

@@ -3,6 +3,7 @@
 #
 #   recipes/mini/compare_attention.sh [--variants "location monotonic mocha multihead windowed"]
 #                                     [--data DIR] [--exp DIR] [--synth "k=v ..."] [--train "k=v ..."]
+#                                     [--decode "k=v ..."]
 #
 # Writes <exp>/<variant>/ (a full mini-recipe experiment each) and <exp>/results.json: per variant the
 # test-seen wer and cer (percent), the test-unseen ones, train_seconds and the decoding rtf.
@@ -14,6 +15,7 @@ exp=$here/exp/attention
 variants="location monotonic mocha multihead windowed"
 train_opts=""
 synth_opts=""
+decode_opts=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --variants) variants=$2; shift 2 ;;
@@ -21,16 +23,18 @@ while [ $# -gt 0 ]; do
     --exp) exp=$2; shift 2 ;;
     --train) train_opts=$2; shift 2 ;;
     --synth) synth_opts=$2; shift 2 ;;
+    --decode) decode_opts=$2; shift 2 ;;
     *) echo "compare_attention.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 
-# the corpus once (idempotent), then stages 3-5 per variant
+# the corpus once (idempotent), then train, decode and score per variant (beam search with CTC, no LM: the
+# comparison is of attentions)
 "$here/run.sh" --stop-stage 2 --data "$data" --exp "$exp/corpus" --synth "$synth_opts"
 for variant in $variants; do
   echo "=== attention: $variant ==="
-  "$here/run.sh" --stage 3 --stop-stage 5 --data "$data" --exp "$exp/$variant" \
-    --train "model/attention=$variant $train_opts"
+  "$here/run.sh" --stage 4 --stop-stage 6 --data "$data" --exp "$exp/$variant" \
+    --train "model/attention=$variant $train_opts" --decode "$decode_opts"
 done
 # shellcheck disable=SC2086
 python -m asr.cli.results compare --exp "$exp" --variants $variants --out "$exp/results.json"

@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
-# Mini recipe: synthesize an offline LibriSpeech-layout corpus with espeak-ng, prepare it, train LAS with
-# location-aware attention, decode and score the test parts, export a model directory.
+# Mini recipe: synthesize an offline LibriSpeech-layout corpus with espeak-ng, prepare it, train a character
+# LM, train LAS with location-aware attention, decode (beam search with CTC and LM) and score the test parts,
+# export a model directory.
 #
 #   recipes/mini/run.sh [--stage N] [--stop-stage M] [--data DIR] [--exp DIR]
-#                       [--synth "key=value ..."] [--train "key=value ..."]
+#                       [--synth "k=v ..."] [--lm "k=v ..."] [--train "k=v ..."] [--decode "k=v ..."]
 #
-# Stages: 1 synthesize, 2 prepare, 3 train, 4 decode, 5 score, 6 export. Each is idempotent: finished
-# audio is not re-rendered, existing manifests are kept, training resumes from its last checkpoint.
-# Every setting lives in conf/ (synth.yaml, train.yaml, decode.yaml); --synth/--train add Hydra overrides.
+# Stages: 1 synthesize, 2 prepare, 3 lm, 4 train, 5 decode, 6 score, 7 export. Each is idempotent: finished
+# audio is not re-rendered, existing manifests are kept, a finished LM is kept, training resumes from its
+# last checkpoint. Every setting lives in conf/ (synth.yaml, lm.yaml, train.yaml, decode.yaml); the options
+# add Hydra overrides. Decoding uses the LM of <exp>/lm when there is one.
 set -euo pipefail
 
 stage=1
-stop_stage=6
+stop_stage=7
 here=$(cd "$(dirname "$0")" && pwd)
 data=$here/data
 exp=$here/exp
 synth_opts=""
 train_opts=""
+lm_opts=""
+decode_opts=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
@@ -25,6 +29,8 @@ while [ $# -gt 0 ]; do
     --exp) exp=$2; shift 2 ;;
     --synth) synth_opts=$2; shift 2 ;;
     --train) train_opts=$2; shift 2 ;;
+    --lm) lm_opts=$2; shift 2 ;;
+    --decode) decode_opts=$2; shift 2 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -34,6 +40,10 @@ tests="test-seen test-unseen"
 subsets="$train dev-seen dev-unseen $tests"
 manifests=$data/manifests
 model=$exp/las
+lm=$exp/lm
+# the LM also reads the bundled LibriSpeech transcripts that no synthesized utterance speaks (asr-train-lm
+# removes every dev and test sentence from its training text)
+resources=$(python -c 'import asr, pathlib; print(pathlib.Path(asr.__file__).parent / "resources/librispeech-text")')
 mkdir -p "$exp"
 
 run_stage() {  # run_stage N NAME COMMAND...: run a numbered stage if selected, and record its seconds
@@ -61,9 +71,20 @@ train_model() {
   asr-train exp_dir="$model" data.manifest_dir="$manifests" data.train="$train" data.dev=dev-seen resume=true $train_opts
 }
 
+train_lm() {
+  if [ -f "$lm/lm.pt" ]; then echo "LM exists: $lm"; return; fi
+  # shellcheck disable=SC2086
+  asr-train-lm out_dir="$lm" data.manifest_dir="$manifests" data.train="$train" data.dev=dev-seen \
+    "extra_text=[$resources/dev-clean.trans.txt,$resources/test-other.trans.txt]" $lm_opts
+}
+
 decode() {
+  local with_lm=""
+  if [ -f "$lm/lm.pt" ]; then with_lm="search.lm_dir=$lm"; fi
   for part in $tests; do
-    asr-decode model_dir="$model" manifest="$manifests/$part.jsonl" out_dir="$model/decode/$part" plot_alignments=3
+    # shellcheck disable=SC2086
+    asr-decode model_dir="$model" manifest="$manifests/$part.jsonl" out_dir="$model/decode/$part" \
+      plot_alignments=3 $with_lm $decode_opts
   done
 }
 
@@ -83,10 +104,11 @@ export_model() {
 
 run_stage 1 synthesize synthesize
 run_stage 2 prepare prepare
-run_stage 3 train train_model
-run_stage 4 decode decode
-run_stage 5 score score
-run_stage 6 export export_model
+run_stage 3 lm train_lm
+run_stage 4 train train_model
+run_stage 5 decode decode
+run_stage 6 score score
+run_stage 7 export export_model
 
 if [ -f "$exp/scores.json" ]; then
   echo "=== results ($exp/results.json) ==="
