@@ -11,15 +11,18 @@ from ..models.las import LAS
 
 @torch.inference_mode()
 def greedy_decode(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, max_len_ratio: float = 1.0,
-                  keep_alignments: bool = False) -> tuple[list[list[int]], list[torch.Tensor] | None]:
+                  keep_alignments: bool = False, min_len_ratio: float = 0.0
+                  ) -> tuple[list[list[int]], list[torch.Tensor] | None]:
     """feats (B, T, F), lengths (B,) -> token ids per utterance (without <eos>) and, if asked, each
-    utterance's alignment (U_i, T'_i). Decoding stops at <eos> or after max_len_ratio * T' tokens."""
+    utterance's alignment (U_i, T'_i). Decoding stops at <eos> or after max_len_ratio * T' tokens;
+    <eos> cannot be chosen before floor(min_len_ratio * T') tokens (as in beam search)."""
     memory, mem_lengths = model.encode(feats, lengths)
     speller = model.speller
     b = memory.shape[0]
     state = speller.init_state(memory, mem_lengths)
     tokens = torch.full((b,), model.sos_eos, dtype=torch.long, device=memory.device)
     max_steps = mem_lengths.mul(max_len_ratio).ceil().long().clamp(min=1)
+    min_steps = mem_lengths.mul(min_len_ratio).floor().long()
     finished = torch.zeros(b, dtype=torch.bool, device=memory.device)
     hyps: list[torch.Tensor] = []
     alignments: list[torch.Tensor] = []
@@ -27,6 +30,8 @@ def greedy_decode(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, max_le
         features, weights, state = speller.step(tokens, state)
         logits = speller.output(features)
         logits[:, model.blank] = float("-inf")  # the CTC blank is not a speller token
+        if min_len_ratio > 0:
+            logits[:, model.sos_eos] = logits[:, model.sos_eos].masked_fill(step < min_steps, float("-inf"))
         tokens = logits.argmax(-1)
         tokens = tokens.masked_fill(finished, model.sos_eos)
         hyps.append(tokens)

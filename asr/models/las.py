@@ -48,8 +48,9 @@ class LAS(nn.Module):
         result = {"att_loss": att_loss, "accuracy": accuracy}
         loss = att_loss
         if self.ctc_head is not None:
-            log_probs = self.ctc_head(memory).log_softmax(-1).transpose(0, 1)  # (T', B, V)
-            ctc_loss = F.ctc_loss(log_probs.float(), targets, mem_lengths, target_lengths, blank=self.blank,
+            # fp32 from the logits on: under bf16/fp16 autocast a low-precision log-softmax would skew CTC
+            log_probs = self.ctc_head(memory).float().log_softmax(-1).transpose(0, 1)  # (T', B, V)
+            ctc_loss = F.ctc_loss(log_probs, targets, mem_lengths, target_lengths, blank=self.blank,
                                   zero_infinity=True)
             result["ctc_loss"] = ctc_loss
             loss = self.ctc_weight * ctc_loss + (1 - self.ctc_weight) * att_loss

@@ -18,9 +18,11 @@ class SpellerState:
     context: torch.Tensor
     attention: AttentionState
 
-    def select(self, index: torch.Tensor) -> SpellerState:
+    def select(self, index: torch.Tensor, keep_memory: bool = False,
+               memory_extras: tuple[str, ...] = ()) -> SpellerState:
+        """Reorder or repeat batch entries; see `AttentionState.select` for keep_memory."""
         return SpellerState([(h[index], c[index]) for h, c in self.hidden], self.context[index],
-                            self.attention.select(index))
+                            self.attention.select(index, keep_memory, memory_extras))
 
 
 class Speller(nn.Module):
@@ -55,11 +57,18 @@ class Speller(nn.Module):
              ) -> tuple[torch.Tensor, torch.Tensor, SpellerState]:
         """One decoder step for previous tokens (B,). Returns features (B, H + D) for `output`,
         the attention weights (B, T) and the new state."""
+        h, context, weights, state = self.advance(self.embed(tokens), state)
+        return torch.cat([h, context], dim=-1), weights, state
+
+    def advance(self, embedded: torch.Tensor, state: SpellerState
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, SpellerState]:
+        """One decoder step for embedded previous tokens (B, E). Returns the top LSTM output (B, H), the
+        context (B, D), the attention weights (B, T) and the new state."""
         if self.attention_first:
             context, weights, attention = self.attention(state.hidden[-1][0], state.attention)
-            x = torch.cat([self.embed(tokens), context], dim=-1)
+            x = torch.cat([embedded, context], dim=-1)
         else:
-            x = torch.cat([self.embed(tokens), state.context], dim=-1)
+            x = torch.cat([embedded, state.context], dim=-1)
         hidden = []
         for cell, hc in zip(self.cells, state.hidden):
             h, c = cell(x, hc)
@@ -67,16 +76,20 @@ class Speller(nn.Module):
             x = self.dropout(h)
         if not self.attention_first:
             context, weights, attention = self.attention(x, state.attention)
-        return torch.cat([x, context], dim=-1), weights, SpellerState(hidden, context, attention)
+        return x, context, weights, SpellerState(hidden, context, attention)
 
     def forward(self, memory: torch.Tensor, lengths: torch.Tensor, inputs: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher forcing. inputs (B, U) -> logits (B, U, V), alignments (B, U, T)."""
         state = self.init_state(memory, lengths)
-        features, alignments = [], []
+        # work that does not depend on the previous step is done once for all steps, outside the loop: the
+        # embedding lookup here, the concatenation and the output projection after it
+        embedded = self.embed(inputs)  # (B, U, E)
+        outputs, contexts, alignments = [], [], []
         for i in range(inputs.shape[1]):
-            feat, weights, state = self.step(inputs[:, i], state)
-            features.append(feat)
+            h, context, weights, state = self.advance(embedded[:, i], state)
+            outputs.append(h)
+            contexts.append(context)
             alignments.append(weights)
-        # one large output projection after the loop is much cheaper than U small ones
-        return self.output(torch.stack(features, 1)), torch.stack(alignments, 1)
+        features = torch.cat([torch.stack(outputs, 1), torch.stack(contexts, 1)], dim=-1)  # (B, U, H + D)
+        return self.output(features), torch.stack(alignments, 1)

@@ -1,0 +1,127 @@
+import json
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+from asr.bench.speed import MODELS, TARGETS, TASKS, ratios
+from asr.bench.speed import main as bench_speed
+from asr.models.attention.location import LocationAwareAttention
+from asr.models.listener import packed_lstm, run_lstm
+from asr.models.speller import Speller
+
+TINY = ["model.listener.channels=4", "model.listener.hidden=16", "model.listener.layers=2",
+        "model.attention.attention_dim=8", "model.speller.hidden=16", "model.speller.embed_dim=8"]
+TINY_RUN = ["--frames", "64", "--batch", "2", "--runs", "1", "--threads", "1", "--malloc", "default",
+            "--overrides", *TINY]
+
+# stands in for ../shared/peers/bench_peers.py: same command line, writes its --out JSON with known seconds
+FAKE_PEERS = textwrap.dedent("""
+    import argparse, json
+    p = argparse.ArgumentParser()
+    p.add_argument("--configs", nargs="+"); p.add_argument("--frames", type=int); p.add_argument("--runs", type=int)
+    p.add_argument("--tasks"); p.add_argument("--malloc"); p.add_argument("--out"); p.add_argument("--allow-busy",
+                                                                                                  action="store_true")
+    a = p.parse_args()
+    seconds = {"espnet-blstmp": 2.0, "espnet-vggblstm": 4.0, "speechbrain-crdnn": 3.0}
+    results = [dict(config=c, frames=a.frames, params=1000, malloc=a.malloc,
+                    **{f"{t}_s": [seconds[c] * (i + 1), seconds[c] * (i + 1) * 3] for i, t in
+                       enumerate(a.tasks.split(","))}) for c in a.configs]
+    json.dump({"results": results}, open(a.out, "w"))
+""")
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("lengths", [[9, 5, 1, 8], [9, 9, 9, 9]])
+def test_padded_lstm_matches_packed_lstm_in_outputs_and_gradients(bidirectional, lengths):
+    """The listener's fast LSTM (padded, backward direction on sequences reversed in place) against packing."""
+    torch.manual_seed(0)
+    lstm = nn.LSTM(7, 5, batch_first=True, bidirectional=bidirectional)
+    x, lengths = torch.randn(4, 9, 7, requires_grad=True), torch.tensor(lengths)
+    fast, reference = run_lstm(lstm, x, lengths), packed_lstm(lstm, x, lengths)
+    assert torch.allclose(fast, reference, atol=1e-6)  # padding frames included: zero in both
+    weight = torch.randn_like(reference)  # any loss over the outputs
+    fast_grads = torch.autograd.grad((fast * weight).sum(), [x, *lstm.parameters()])
+    reference_grads = torch.autograd.grad((reference * weight).sum(), [x, *lstm.parameters()])
+    for fast_grad, reference_grad in zip(fast_grads, reference_grads):
+        assert torch.allclose(fast_grad, reference_grad, atol=1e-5)
+
+
+@pytest.mark.parametrize("attention_first", [False, True])
+def test_speller_teacher_forcing_equals_its_steps(attention_first):
+    """forward embeds and projects all steps at once; it must give what step() gives one token at a time."""
+    torch.manual_seed(0)
+    attention = LocationAwareAttention(12, 10, attention_dim=8, conv_kernel=5, scorer="dot")
+    speller = Speller(9, 10, attention, embed_dim=6, hidden=12, layers=2, attention_first=attention_first).eval()
+    memory, lengths, inputs = torch.randn(3, 11, 10), torch.tensor([11, 6, 4]), torch.randint(0, 9, (3, 5))
+    logits, alignments = speller(memory, lengths, inputs)
+    state = speller.init_state(memory, lengths)
+    for i in range(inputs.shape[1]):
+        features, weights, state = speller.step(inputs[:, i], state)
+        assert torch.allclose(logits[:, i], speller.output(features), atol=1e-6)
+        assert torch.allclose(alignments[:, i], weights, atol=1e-6)
+
+
+def test_ratios_are_ours_over_the_matched_peer_and_targets_pick_the_right_peer():
+    ours = {"location-mid": {"train_s": 1.0, "greedy_s": 0.5, "beam8_s": 3.0}}
+    peers = {"espnet-vggblstm": {"train_s": 2.0, "greedy_s": 1.0, "beam8_s": 4.0},
+             "speechbrain-crdnn": {"train_s": 1.6, "greedy_s": 0.25, "beam8_s": 2.0},
+             "espnet-blstmp": {"train_s": 0.1, "greedy_s": 0.1, "beam8_s": 0.1}}  # another size: never compared
+    out = ratios(ours, peers)["location-mid"]
+    assert set(out["peers"]) == {"espnet-vggblstm", "speechbrain-crdnn"}
+    assert out["peers"]["speechbrain-crdnn"] == {"train": 1.0 / 1.6, "greedy": 2.0, "beam8": 1.5}
+    targets = out["targets"]
+    assert targets["train"]["against"] == "speechbrain-crdnn"  # the faster same-size peer
+    assert targets["train"]["ratio"] == pytest.approx(0.625) and targets["train"]["met"]
+    assert targets["greedy"]["against"] == "espnet-vggblstm"  # ESPnet, even where SpeechBrain is faster
+    assert targets["greedy"]["ratio"] == 0.5 and targets["greedy"]["met"]
+    assert targets["beam8"]["ratio"] == 0.75 and not targets["beam8"]["met"]
+    assert {k: v["at_most"] for k, v in targets.items()} == {k: v for k, (_, v) in TARGETS.items()}
+
+
+@pytest.mark.slow
+def test_our_side_runs_and_peers_are_skipped_with_a_note(tmp_path, capsys):
+    out = tmp_path / "speed.json"
+    bench_speed(["--models", "location", "mocha", *TINY_RUN, "--peers", str(tmp_path / "no-peers"),
+                 "--out", str(out)])
+    data = json.loads(out.read_text())
+    assert data["workload"]["target_len"] == 64 * 80 // 600
+    (run,) = data["runs"]
+    assert run["malloc"] == "default" and run["peers"] is None
+    assert "peers skipped" in run["peers_note"] and "setup.sh" in run["peers_note"]
+    assert "peers skipped" in capsys.readouterr().out
+    for name in ("location", "mocha"):
+        row, raw = run["ours"][name], run["raw"]["ours"][name]
+        for task in TASKS:
+            assert row[f"{task}_s"] > 0 and len(raw[f"{task}_s"]) == 1
+        # decoding is bounded at exactly the target length, as the peers' is
+        assert row["greedy_hyp_lens"] == row["beam8_hyp_lens"] == [data["workload"]["target_len"]]
+        assert row["greedy_decoder_steps"] == row["target_len"]
+        assert row["train_decoder_steps"] == row["target_len"] + 1  # <sos> y_1 .. y_U
+        assert row["train_audio_s_per_s"] == pytest.approx(2 * 64 * 0.01 / row["train_s"])
+        assert raw["ld_preload"] is None and raw["threads"] == 1
+        assert run["ratios"][name] == {"peers": {}, "targets": {}}
+
+
+@pytest.mark.slow
+def test_peer_ratios_in_the_json_come_from_the_peers_harness(tmp_path):
+    venv = tmp_path / "peers"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    script = tmp_path / "bench_peers.py"
+    script.write_text(FAKE_PEERS)
+    out = tmp_path / "speed.json"
+    bench_speed(["--models", "location", *TINY_RUN, "--tasks", "train,greedy", "--peers", str(venv),
+                 "--peers-script", str(script), "--out", str(out)])
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["peers_note"] is None and set(run["peers"]) == set(MODELS["location"][1]) == {"espnet-blstmp"}
+    peer = run["peers"]["espnet-blstmp"]
+    assert peer["train_s"] == 4.0 and peer["greedy_s"] == 8.0  # medians of the fake's two runs
+    ours = run["ours"]["location"]
+    got = run["ratios"]["location"]
+    assert got["peers"]["espnet-blstmp"] == {"train": ours["train_s"] / 4.0, "greedy": ours["greedy_s"] / 8.0}
+    assert got["targets"]["train"]["ratio"] == ours["train_s"] / 4.0
+    assert got["targets"]["greedy"]["met"] == (ours["greedy_s"] <= 8.0)
+    assert "beam8" not in got["targets"]
