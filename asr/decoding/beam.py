@@ -69,7 +69,6 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
         ctc_r, ctc_psi = ctc.initial_state()
     lm_state = lm.init_state(b * k, device) if opt.lm_weight > 0 else None
 
-    utt = expand.clone()  # which utterance each row belongs to
     max_steps = mem_lengths.mul(opt.max_len_ratio).ceil().long().clamp(min=1)
     min_steps = mem_lengths.mul(opt.min_len_ratio).floor().long()
     scores = torch.full((b, k), NEG, device=device)
@@ -100,7 +99,7 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
                 - coverage.gt(opt.coverage_threshold).sum(-1)
             coverage = coverage + weights
             delta += opt.coverage_weight * gained[:, None]
-        no_eos = step < min_steps[utt]
+        no_eos = (step < min_steps[active]).repeat_interleave(k)  # rows are K per active utterance, in order
         if opt.eos_threshold is not None:
             no_eos |= logp[:, eos] < logp.max(-1).values - opt.eos_threshold
         delta[:, eos] = delta[:, eos].masked_fill(no_eos, NEG)
@@ -145,7 +144,7 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
         # hypotheses only move within their utterance unless an utterance finished: then the listener-made
         # tensors shrink too
         compact = bool(search_over.any())
-        active, utt = active[~search_over], utt[rows]
+        active = active[~search_over]
         state = state.select(rows, keep_memory=not compact, memory_extras=memory_extras)
         if ctc is not None:
             position = (ctc_tokens[rows] == tokens[:, None]).long().argmax(-1)

@@ -32,7 +32,6 @@ class Search:
         """From conf/decode.yaml's `search` block: method, max_len_ratio, lm_dir and the BeamOptions keys."""
         beam_keys = {f.name for f in fields(BeamOptions)}
         beam = BeamOptions(**{k: v for k, v in cfg.items() if k in beam_keys})
-        beam.max_len_ratio = cfg.get("max_len_ratio", beam.max_len_ratio)
         lm = None
         if not cfg.get("lm_dir"):
             beam.lm_weight = 0.0
