@@ -35,9 +35,14 @@ def frame_energy_db(wav: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(frames.pow(2).mean(-1) + 1e-12)
 
 
+def is_silent(wav: torch.Tensor) -> bool:
+    """Digital silence: nothing to transcribe, whatever the level of the rest of a recording."""
+    return wav.numel() == 0 or bool(wav.abs().max() < SILENT_PEAK)
+
+
 def speech_frames(wav: torch.Tensor, threshold_db: float) -> torch.Tensor:
     """(frames,) bool: True where there is speech."""
-    if wav.numel() == 0 or wav.abs().max() < SILENT_PEAK:
+    if is_silent(wav):
         return torch.zeros(max(1, (wav.numel() - WINDOW) // HOP + 1), dtype=torch.bool)
     energy = frame_energy_db(wav)
     return energy > torch.quantile(energy, 0.95) - threshold_db

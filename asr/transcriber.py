@@ -14,7 +14,7 @@ from .decoding.search import Search
 from .decoding.timestamps import Word, word_times
 from .frontend import SAMPLE_RATE, AudioError, load_audio, prepare_samples
 from .modeldir import load_model_dir
-from .segmenter import SegmenterOptions, split_on_silence
+from .segmenter import SegmenterOptions, is_silent, split_on_silence
 
 Audio = str | Path | np.ndarray | torch.Tensor
 
@@ -69,9 +69,10 @@ class Transcriber:
         return self.norm(self.logmel(wav))
 
     def pieces(self, index: int, wav: torch.Tensor) -> list[_Piece]:
-        spans = split_on_silence(wav, self.segmenter)
-        if not self.segment:  # whole input, unless it is silence
-            spans = [(0, wav.numel())] if spans else []
+        if self.segment:
+            spans = split_on_silence(wav, self.segmenter)
+        else:  # whole input, unless it is silence
+            spans = [] if is_silent(wav) else [(0, wav.numel())]
         return [_Piece(index, self.features(wav[a:b]), a / SAMPLE_RATE) for a, b in spans
                 if b - a >= SAMPLE_RATE // 10]
 
