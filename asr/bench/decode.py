@@ -72,14 +72,13 @@ def long_recordings(utts, min_seconds: float) -> list[tuple[torch.Tensor, list]]
     return recordings
 
 
-def long_audio(model_dir: str, utts, one_by_one: dict, min_seconds: float) -> dict:
+def long_audio(model, tokenizer, logmel, norm, utts, one_by_one: dict, min_seconds: float) -> dict:
     """WER of long recordings decoded whole and segmented, against the same utterances one by one."""
     from ..transcriber import Transcriber
 
     recordings = long_recordings(utts, min_seconds)
     if not recordings:
         return {"note": f"fewer than {min_seconds} s of test audio"}
-    model, tokenizer, logmel, norm = load_model_dir(model_dir)
     refs = {f"long{i}": " ".join(u.text for u in members) for i, (_, members) in enumerate(recordings)}
     separate = {f"long{i}": " ".join(one_by_one[u.id] for u in members) for i, (_, members) in enumerate(recordings)}
     result = {"recordings": len(recordings), "seconds_each": [round(len(w) / SAMPLE_RATE, 1) for w, _ in recordings],
@@ -90,20 +89,22 @@ def long_audio(model_dir: str, utts, one_by_one: dict, min_seconds: float) -> di
     result["segmented"] = score(refs, {f"long{i}": t.text for i, t in enumerate(texts)})["wer"]
     result["segmented_rtf"] = round((time.perf_counter() - start) / sum(len(w) for w, _ in recordings)
                                     * SAMPLE_RATE, 5)
-    variants = {"whole": model.speller.attention}
-    if not isinstance(model.speller.attention, (MonotonicAttention, MoChA, WindowedAttention)):
+    trained = model.speller.attention
+    variants = {"whole": trained}
+    if not isinstance(trained, (MonotonicAttention, MoChA, WindowedAttention)):
         # a soft attention may jump over minutes of audio: a decode-time window keeps it local
-        variants["whole_windowed"] = WindowedAttention(model.speller.attention.query_dim,
-                                                       model.speller.attention.memory_dim,
-                                                       inner=model.speller.attention).eval()
-    for name, attention in variants.items():
-        model.speller.attention = attention
-        whole = {}
-        for i, (wav, _) in enumerate(recordings):
-            feats = norm(logmel(wav))
-            hyp = Search()(model, pad_sequence([feats], batch_first=True), torch.tensor([len(feats)]))
-            whole[f"long{i}"] = tokenizer.decode(hyp[0].tokens)
-        result[name] = score(refs, whole)["wer"]
+        variants["whole_windowed"] = WindowedAttention(trained.query_dim, trained.memory_dim, inner=trained).eval()
+    features = [norm(logmel(wav)) for wav, _ in recordings]
+    try:
+        for name, attention in variants.items():
+            model.speller.attention = attention
+            whole = {}
+            for i, feats in enumerate(features):
+                hyp = Search()(model, pad_sequence([feats], batch_first=True), torch.tensor([len(feats)]))
+                whole[f"long{i}"] = tokenizer.decode(hyp[0].tokens)
+            result[name] = score(refs, whole)["wer"]
+    finally:
+        model.speller.attention = trained
     for name in ("segmented", *variants):
         result[f"{name}_ratio"] = round(result[name] / max(result["one_by_one"], 1e-9), 3)
     return result
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
             row.pop("hyps")
         report["parts"][part] = rows
     if args.long_seconds > 0:
-        report["long_audio"] = long_audio(args.model, *first_greedy, args.long_seconds)
+        report["long_audio"] = long_audio(model, tokenizer, logmel, norm, *first_greedy, args.long_seconds)
         print("long audio:", json.dumps(report["long_audio"]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")

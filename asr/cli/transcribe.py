@@ -37,10 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def search_from_args(args: argparse.Namespace):
+def search_from_args(args: argparse.Namespace, defaults: dict):
+    """The search of conf/decode.yaml's `search` block (`defaults`) with the command line's changes."""
     from ..decoding.search import Search
 
-    cfg = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "decode.yaml").search)
+    cfg = dict(defaults)
     cfg["method"] = "beam" if args.beam and args.beam > 1 else "greedy"  # greedy unless asked: the fastest
     if args.beam:
         cfg["beam_size"] = args.beam
@@ -88,11 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.stream or args.mic:
             return stream(args, files)
-        segmenter = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "decode.yaml").segmenter)
         from ..segmenter import SegmenterOptions
 
-        transcriber = Transcriber.from_pretrained(args.model, search=search_from_args(args), segment=args.segment,
-                                                  segmenter=SegmenterOptions(**segmenter))
+        conf = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "decode.yaml"))
+        transcriber = Transcriber.from_pretrained(args.model, search=search_from_args(args, conf["search"]),
+                                                  segment=args.segment, segmenter=SegmenterOptions(**conf["segmenter"]))
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"asr-transcribe: {err}", file=sys.stderr)
         return 2
