@@ -46,15 +46,8 @@ lm=$exp/lm
 resources=$(python -c 'import asr, pathlib; print(pathlib.Path(asr.__file__).parent / "resources/librispeech-text")')
 mkdir -p "$exp"
 
-run_stage() {  # run_stage N NAME COMMAND...: run a numbered stage if selected, and record its seconds
-  local n=$1 name=$2; shift 2
-  if [ "$stage" -le "$n" ] && [ "$stop_stage" -ge "$n" ]; then
-    echo "=== stage $n: $name ==="
-    local start=$SECONDS
-    "$@"
-    python -m asr.cli.results stage --file "$exp/stage_seconds.json" --name "$name" --seconds $((SECONDS - start))
-  fi
-}
+# shellcheck source=recipes/stages.sh
+source "$here/../stages.sh"  # run_stage
 
 synthesize() {
   # shellcheck disable=SC2086
