@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from asr.cli.train_lm import batch_loss, length_batches
 from asr.data.tokenizer import CharTokenizer
+from asr.models.lexicon_lm import build_lexicon, read_lexicon
 from asr.models.lm import CharLM, LMState, load_lm, pad_sentences, save_lm
 
 from .conftest import run
@@ -208,3 +209,19 @@ def test_train_lm_cli_bad_text_file_gives_one_error_line(tiny_text, tmp_path, co
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("asr-train-lm: ") and str(corpus) in lines[0], result.stderr
+
+
+def test_lexicon_cli_holds_common_and_training_words_but_no_held_out_sentence_words(tiny_text, tmp_path):
+    out = tmp_path / "lm"
+    result = run("asr-lexicon", f"data.manifest_dir={tiny_text}", f"out_dir={out}", "lexicon.size=3000")
+    assert "asr-lexicon:" in result.stdout and (out / "lexicon.tsv").is_file()
+    lexicon = read_lexicon(out / "lexicon.tsv")
+
+    def words(name):
+        return {w for line in (tiny_text / f"{name}.jsonl").read_text().splitlines()
+                for w in json.loads(line)["text"].split()}
+
+    train_words, held_out = words("train-synth"), words("dev-seen") | words("test-seen")
+    assert train_words <= set(lexicon) and {"THE", "PEOPLE", "WATER"} <= set(lexicon)
+    rare_held_out = held_out - train_words - set(build_lexicon([], size=3000))
+    assert rare_held_out and not rare_held_out & set(lexicon)

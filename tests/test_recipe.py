@@ -36,6 +36,7 @@ def test_mini_recipe_end_to_end(tmp_path):
     assert len(list((exp / "las" / "decode" / "test-seen").glob("alignment-*.png"))) == 3
     assert "| test-seen |" in result.stdout and "| test-unseen |" in result.stdout
     assert {"config.yaml", "tokenizer.json", "norm.json", "model.pt"} <= {p.name for p in (exp / "model").iterdir()}
+    assert {"lm.pt", "lexicon.tsv"} <= {p.name for p in (exp / "lm").iterdir()}
 
     # idempotent: running the data stages again renders nothing and keeps the manifests
     manifest = tmp_path / "data" / "manifests" / "train-synth.jsonl"
@@ -52,7 +53,8 @@ def test_compare_attention_trains_every_variant(tmp_path):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "TQDM_DISABLE": "1"}
     variants = ["location", "monotonic", "mocha", "multihead", "windowed"]
     cmd = ["bash", str(ROOT / "recipes" / "mini" / "compare_attention.sh"), "--data", str(tmp_path / "data"),
-           "--exp", str(tmp_path / "exp"), "--variants", " ".join(variants), "--synth", " ".join(TINY_SYNTH),
+           "--exp", str(tmp_path / "exp"), "--variants", " ".join(variants), "--jobs", "2",
+           "--synth", " ".join(TINY_SYNTH),
            "--train", " ".join([*(o for o in TINY_MODEL if "attention" not in o), "train.max_epochs=1"]),
            "--decode", "search.method=greedy"]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)

@@ -3,8 +3,9 @@
     python -m asr.bench.decode --model recipes/mini/exp/model --manifests recipes/mini/data/manifests \
         [--parts test-seen test-unseen] [--lm recipes/mini/exp/lm] [--long-seconds 180]
 
-Searches: greedy; beam 8 with CTC weight 0.3; the same with the LM (when --lm is given). Settings other than
-those come from conf/decode.yaml `search`. Long audio: the test utterances of the first part, joined with
+Searches: greedy; beam 8 with CTC weight 0.3; the same with the LM (when --lm is given), and with the LM and
+the word lexicon (when the LM directory has a lexicon.tsv). Settings other than those come from
+conf/decode.yaml `search`. Long audio: the test utterances of the first part, joined with
 0.3 s of silence into recordings of at least --long-seconds, decoded whole (greedy, plain and with a decode-time
 attention window when the model's attention is soft) and split on silence by the segmenter; each is scored
 against the joined references next to the same utterances decoded one by one.
@@ -31,6 +32,7 @@ from ..modeldir import load_model_dir
 from ..models.attention.mocha import MoChA
 from ..models.attention.monotonic import MonotonicAttention
 from ..models.attention.windowed import WindowedAttention
+from ..models.lexicon_lm import LEXICON_FILE
 from ..scoring import score
 
 GAP_SECONDS = 0.3
@@ -116,7 +118,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--manifests", default="recipes/mini/data/manifests")
     p.add_argument("--parts", nargs="+", default=["test-seen", "test-unseen"])
     p.add_argument("--lm", default=None, help="an LM directory (asr-train-lm) for the beam + LM row")
-    p.add_argument("--lm-weight", type=float, default=0.3)
+    p.add_argument("--lm-weight", type=float, default=None, help="default: conf/decode.yaml's")
+    p.add_argument("--lexicon-weight", type=float, default=None, help="default: conf/decode.yaml's")
     p.add_argument("--beam", type=int, default=8)
     p.add_argument("--ctc-weight", type=float, default=0.3)
     p.add_argument("--max-utts", type=int, default=0, help="first N utterances of each part (0: all)")
@@ -131,9 +134,16 @@ def main(argv: list[str] | None = None) -> dict:
                 f"beam{args.beam}_ctc{args.ctc_weight}": search_config(method="beam", beam_size=args.beam,
                                                                           ctc_weight=args.ctc_weight)}
     if args.lm:
-        searches[f"beam{args.beam}_ctc{args.ctc_weight}_lm{args.lm_weight}"] = search_config(
-            method="beam", beam_size=args.beam, ctc_weight=args.ctc_weight, lm_dir=args.lm,
-            lm_weight=args.lm_weight)
+        conf = OmegaConf.load(Path(CONF_DIR) / "decode.yaml").search
+        lm_weight = conf.lm_weight if args.lm_weight is None else args.lm_weight
+        lexicon_weight = conf.lexicon_weight if args.lexicon_weight is None else args.lexicon_weight
+        with_lm = f"beam{args.beam}_ctc{args.ctc_weight}_lm{lm_weight}"
+        searches[with_lm] = search_config(method="beam", beam_size=args.beam, ctc_weight=args.ctc_weight,
+                                          lm_dir=args.lm, lm_weight=lm_weight, lexicon_weight=0.0)
+        if (Path(args.lm) / LEXICON_FILE).is_file() and lexicon_weight > 0:
+            searches[f"{with_lm}_lexicon{lexicon_weight}"] = search_config(
+                method="beam", beam_size=args.beam, ctc_weight=args.ctc_weight, lm_dir=args.lm,
+                lm_weight=lm_weight, lexicon_weight=lexicon_weight)
     report = {"model": args.model, "threads": args.threads, "parts": {}}
     first_greedy = None
     for part in args.parts:

@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ctc-weight", type=float, default=None, help="joint CTC weight in the beam")
     p.add_argument("--lm", default=None, metavar="DIR", help="a character LM (asr-train-lm) for the beam")
     p.add_argument("--lm-weight", type=float, default=None)
+    p.add_argument("--lexicon-weight", type=float, default=None,
+                   help="word unigram LM from the LM directory's lexicon.tsv, in the beam")
     p.add_argument("--segment", action="store_true", help="split long recordings on silence first")
     p.add_argument("--stream", action="store_true",
                    help="recognize each file as a live stream, printing partial text (streaming models)")
@@ -45,7 +47,8 @@ def search_from_args(args: argparse.Namespace, defaults: dict):
     cfg["method"] = "beam" if args.beam and args.beam > 1 else "greedy"  # greedy unless asked: the fastest
     if args.beam:
         cfg["beam_size"] = args.beam
-    for key, value in (("ctc_weight", args.ctc_weight), ("lm_dir", args.lm), ("lm_weight", args.lm_weight)):
+    for key, value in (("ctc_weight", args.ctc_weight), ("lm_dir", args.lm), ("lm_weight", args.lm_weight),
+                       ("lexicon_weight", args.lexicon_weight)):
         if value is not None:
             cfg[key] = value
     if args.lm and args.lm_weight is None and not cfg["lm_weight"]:

@@ -3,7 +3,9 @@
 Every hypothesis is one row of a (B * K) batch, so the speller, attention, CTC prefix scorer and language model
 each take one batched call per step whatever the attention is. A step's score for token c adds
     (1 - ctc_weight) * log p_att(c) + ctc_weight * (log psi(h + c) - log psi(h)) + lm_weight * log p_lm(c)
-plus a coverage bonus (Chorowski & Jaitly 2016) for frames whose summed attention passes a threshold. As in
+    + lexicon_weight * log p_lex(c)
+(p_lex: a word unigram LM spelt out over characters, asr/models/lexicon_lm.py) plus a coverage bonus
+(Chorowski & Jaitly 2016) for frames whose summed attention passes a threshold. As in
 fairseq, the best 2K candidates are looked at: those ending in <eos> among the top K are finished, and the K
 best others go on, so a finished hypothesis never shrinks the beam.
 """
@@ -25,6 +27,7 @@ class BeamOptions:
     beam_size: int = 8
     ctc_weight: float = 0.0        # joint CTC/attention scoring; needs a model with a CTC head
     lm_weight: float = 0.0         # shallow fusion with a language model
+    lexicon_weight: float = 0.0    # shallow fusion with a word unigram lexicon LM
     length_norm: float = 0.0       # final score / (tokens + 1) ** length_norm
     eos_threshold: float | None = None  # <eos> only within this many nats of the best token (attention score)
     min_len_ratio: float = 0.0     # no <eos> before this many tokens per listener frame
@@ -46,17 +49,20 @@ class Hypothesis:
 
 @torch.inference_mode()
 def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options: BeamOptions | None = None,
-                lm=None) -> list[Hypothesis]:
+                lm=None, lexicon=None) -> list[Hypothesis]:
     """feats (B, T, F), lengths (B,) -> the best hypothesis of each utterance.
 
-    lm: optional language model with `init_state(batch, device)`, `step(tokens, state) -> (log_probs, state)`
-    and `state.select(index)` (asr.models.lm.CharLM).
+    lm, lexicon: optional language models, each with `init_state(batch, device)`,
+    `step(tokens, state) -> (log_probs, state)` and `state.select(index)` (asr.models.lm.CharLM,
+    asr.models.lexicon_lm.LexiconLM), weighted by lm_weight and lexicon_weight.
     """
     opt = options or BeamOptions()
     if opt.ctc_weight > 0 and model.ctc_head is None:
         raise ValueError("beam search: ctc_weight > 0 needs a model trained with a CTC head (ctc_weight > 0)")
     if opt.lm_weight > 0 and lm is None:
         raise ValueError("beam search: lm_weight > 0 needs a language model")
+    if opt.lexicon_weight > 0 and lexicon is None:
+        raise ValueError("beam search: lexicon_weight > 0 needs a lexicon")
     memory, mem_lengths = model.encode(feats, lengths)
     b, k, eos, device = memory.shape[0], opt.beam_size, model.sos_eos, memory.device
     speller = model.speller
@@ -67,7 +73,9 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
     if opt.ctc_weight > 0:
         ctc = CTCPrefixScorer(model.ctc_head(memory).log_softmax(-1)[expand], mem_lengths[expand], model.blank, eos)
         ctc_r, ctc_psi = ctc.initial_state()
-    lm_state = lm.init_state(b * k, device) if opt.lm_weight > 0 else None
+    # shallow fusion: [weight, model, state] per language model in use
+    fused = [[w, m, m.init_state(b * k, device)] for w, m in ((opt.lm_weight, lm), (opt.lexicon_weight, lexicon))
+             if w > 0]
 
     max_steps = mem_lengths.mul(opt.max_len_ratio).ceil().long().clamp(min=1)
     min_steps = mem_lengths.mul(opt.min_len_ratio).floor().long()
@@ -91,9 +99,9 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
             ctc_tokens = logp.topk(n_cand, dim=-1).indices
             r_next, psi = ctc.extend(ctc_r, tokens, step, ctc_tokens)
             delta += opt.ctc_weight * (psi - ctc_psi[:, None])
-        if lm_state is not None:
-            lm_logp, lm_state = lm.step(tokens, lm_state)
-            delta += opt.lm_weight * lm_logp.float()
+        for entry in fused:
+            fused_logp, entry[2] = entry[1].step(tokens, entry[2])
+            delta += entry[0] * fused_logp.float()
         if coverage is not None:
             gained = (coverage + weights).gt(opt.coverage_threshold).sum(-1) \
                 - coverage.gt(opt.coverage_threshold).sum(-1)
@@ -151,8 +159,8 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
             ctc_r, ctc_psi = r_next[:, rows, position], psi[rows, tokens]
             if compact:
                 ctc.select(rows)
-        if lm_state is not None:
-            lm_state = lm_state.select(rows)
+        for entry in fused:
+            entry[2] = entry[2].select(rows)
         if coverage is not None:
             coverage = coverage[rows]
 

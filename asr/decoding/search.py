@@ -10,18 +10,21 @@ from pathlib import Path
 import torch
 
 from ..models.las import LAS
+from ..models.lexicon_lm import LEXICON_FILE, LexiconLM
 from .beam import BeamOptions, Hypothesis, beam_search
 from .greedy import greedy_decode
 
 
 @dataclass
 class Search:
-    """method: greedy | beam. `beam` holds the beam settings; `lm` a loaded language model (or None)."""
+    """method: greedy | beam. `beam` holds the beam settings; `lm` a loaded language model and `lexicon` a
+    word unigram lexicon LM (or None)."""
 
     method: str = "greedy"
     beam: BeamOptions = field(default_factory=BeamOptions)
     max_len_ratio: float = 1.0
     lm: torch.nn.Module | None = None
+    lexicon: LexiconLM | None = None
 
     def __post_init__(self):
         if self.method not in ("greedy", "beam"):
@@ -29,24 +32,38 @@ class Search:
 
     @classmethod
     def from_config(cls, cfg: Mapping) -> Search:
-        """From conf/decode.yaml's `search` block: method, max_len_ratio, lm_dir and the BeamOptions keys."""
+        """From conf/decode.yaml's `search` block: method, max_len_ratio, lm_dir (its lm.pt for lm_weight, its
+        lexicon.tsv for lexicon_weight), lexicon_oov and the BeamOptions keys."""
         beam_keys = {f.name for f in fields(BeamOptions)}
         beam = BeamOptions(**{k: v for k, v in cfg.items() if k in beam_keys})
-        lm = None
-        if not cfg.get("lm_dir"):
-            beam.lm_weight = 0.0
-        elif beam.lm_weight > 0:
+        lm = lexicon = None
+        lm_dir = cfg.get("lm_dir")
+        if not lm_dir:
+            beam.lm_weight = beam.lexicon_weight = 0.0
+        if beam.lm_weight > 0:
             from ..models.lm import load_lm
 
-            lm = load_lm(Path(cfg["lm_dir"]))
-        return cls(cfg.get("method", "greedy"), beam, beam.max_len_ratio, lm)
+            lm = load_lm(Path(lm_dir))
+        if beam.lexicon_weight > 0:
+            from ..data.tokenizer import load_tokenizer
+
+            path = Path(lm_dir) / LEXICON_FILE
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such file (asr-lexicon writes it; search.lexicon_weight=0 "
+                                        "decodes without it)")
+            tokenizer = load_tokenizer(Path(lm_dir) / "tokenizer.json")
+            lexicon = LexiconLM.from_file(path, tokenizer, cfg.get("lexicon_oov", -30.0))
+        return cls(cfg.get("method", "greedy"), beam, beam.max_len_ratio, lm, lexicon)
 
     def __call__(self, model: LAS, feats: torch.Tensor, lengths: torch.Tensor, frames: bool = False
                  ) -> list[Hypothesis]:
         """feats (B, T, F), lengths (B,) -> one hypothesis per utterance. frames=True also fills each
         token's most attended listener frame for greedy search (beam search always does)."""
         if self.method == "beam":
-            return beam_search(model, feats, lengths, self.beam, self.lm)
+            for fused in (self.lm, self.lexicon):
+                if fused is not None:
+                    fused.to(feats.device)
+            return beam_search(model, feats, lengths, self.beam, self.lm, self.lexicon)
         tokens, alignments = greedy_decode(model, feats, lengths, self.max_len_ratio, keep_alignments=frames)
         if not frames:
             return [Hypothesis(t, [], 0.0) for t in tokens]

@@ -2,23 +2,28 @@
 # Train, decode and score the mini recipe once per attention variant, side by side.
 #
 #   recipes/mini/compare_attention.sh [--variants "location monotonic mocha multihead windowed"]
-#                                     [--data DIR] [--exp DIR] [--synth "k=v ..."] [--train "k=v ..."]
-#                                     [--decode "k=v ..."]
+#                                     [--jobs N] [--data DIR] [--exp DIR] [--synth "k=v ..."]
+#                                     [--train "k=v ..."] [--decode "k=v ..."]
 #
 # Writes <exp>/<variant>/ (a full mini-recipe experiment each) and <exp>/results.json: per variant the
 # test-seen wer and cer (percent), the test-unseen ones, train_seconds and the decoding rtf.
+# --jobs N trains N variants at once (give each its share of the cores, e.g. --train "threads=1"; with a
+# wall-clock budget a shared machine gives each fewer epochs, so compare by epochs:
+# --train "train.max_minutes=null train.max_epochs=7").
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 data=$here/data
 exp=$here/exp/attention
 variants="location monotonic mocha multihead windowed"
+jobs=1
 train_opts=""
 synth_opts=""
 decode_opts=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --variants) variants=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
     --data) data=$2; shift 2 ;;
     --exp) exp=$2; shift 2 ;;
     --train) train_opts=$2; shift 2 ;;
@@ -31,10 +36,28 @@ done
 # the corpus once (idempotent), then train, decode and score per variant (beam search with CTC, no LM: the
 # comparison is of attentions)
 "$here/run.sh" --stop-stage 2 --data "$data" --exp "$exp/corpus" --synth "$synth_opts"
+one_variant() {
+  echo "=== attention: $1 ==="
+  "$here/run.sh" --stage 4 --stop-stage 6 --data "$data" --exp "$exp/$1" \
+    --train "model/attention=$1 $train_opts" --decode "$decode_opts"
+}
+running=0
 for variant in $variants; do
-  echo "=== attention: $variant ==="
-  "$here/run.sh" --stage 4 --stop-stage 6 --data "$data" --exp "$exp/$variant" \
-    --train "model/attention=$variant $train_opts" --decode "$decode_opts"
+  if [ "$jobs" -le 1 ]; then
+    one_variant "$variant"
+    continue
+  fi
+  mkdir -p "$exp/$variant"
+  one_variant "$variant" > "$exp/$variant/log.txt" 2>&1 &
+  running=$((running + 1))
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n  # set -e: a failed variant stops the comparison
+    running=$((running - 1))
+  fi
+done
+while [ "$running" -gt 0 ]; do
+  wait -n
+  running=$((running - 1))
 done
 # shellcheck disable=SC2086
 python -m asr.cli.results compare --exp "$exp" --variants $variants --out "$exp/results.json"

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Mini recipe: synthesize an offline LibriSpeech-layout corpus with espeak-ng, prepare it, train a character
-# LM, train LAS with location-aware attention, decode (beam search with CTC and LM) and score the test parts,
-# export a model directory.
+# LM and write a word lexicon, train LAS with location-aware attention, decode (beam search with CTC, the LM
+# and the lexicon) and score the test parts, export a model directory.
 #
 #   recipes/mini/run.sh [--stage N] [--stop-stage M] [--data DIR] [--exp DIR]
 #                       [--synth "k=v ..."] [--lm "k=v ..."] [--train "k=v ..."] [--decode "k=v ..."]
 #
 # Stages: 1 synthesize, 2 prepare, 3 lm, 4 train, 5 decode, 6 score, 7 export. Each is idempotent: finished
-# audio is not re-rendered, existing manifests are kept, a finished LM is kept, training resumes from its
+# audio is not re-rendered, existing manifests are kept, a finished LM or lexicon is kept, training resumes from its
 # last checkpoint. Every setting lives in conf/ (synth.yaml, lm.yaml, train.yaml, decode.yaml); the options
 # add Hydra overrides. Decoding uses the LM of <exp>/lm when there is one.
 set -euo pipefail
@@ -65,10 +65,21 @@ train_model() {
 }
 
 train_lm() {
-  if [ -f "$lm/lm.pt" ]; then echo "LM exists: $lm"; return; fi
-  # shellcheck disable=SC2086
-  asr-train-lm out_dir="$lm" data.manifest_dir="$manifests" data.train="$train" data.dev=dev-seen \
-    "extra_text=[$resources/dev-clean.trans.txt,$resources/test-other.trans.txt]" $lm_opts
+  # the character LM and the lexicon read the same text (conf/lm.yaml); each is made once
+  local text=(data.manifest_dir="$manifests" data.train="$train" data.dev=dev-seen
+              "extra_text=[$resources/dev-clean.trans.txt,$resources/test-other.trans.txt]")
+  if [ -f "$lm/lm.pt" ]; then
+    echo "LM exists: $lm"
+  else
+    # shellcheck disable=SC2086
+    asr-train-lm out_dir="$lm" "${text[@]}" $lm_opts
+  fi
+  if [ -f "$lm/lexicon.tsv" ]; then
+    echo "lexicon exists: $lm/lexicon.tsv"
+  else
+    # shellcheck disable=SC2086
+    asr-lexicon out_dir="$lm" "${text[@]}" $lm_opts
+  fi
 }
 
 decode() {
