@@ -131,3 +131,23 @@ def test_segmented_long_recording_keeps_every_piece(tiny_model):
     assert all(w.start >= 0 for w in result.words)
     if result.words:
         assert result.words[-1].end <= len(long) / 16000 + 0.5
+
+
+def test_cli_beam_with_lm_and_lexicon_and_a_lexicon_missing_from_the_lm_dir(tiny_model, tmp_path, capsys):
+    from asr.data.tokenizer import load_tokenizer
+    from asr.models.lexicon_lm import write_lexicon
+    from asr.models.lm import CharLM, save_lm
+
+    tokenizer = load_tokenizer(tiny_model / "tokenizer.json")
+    lm_dir = tmp_path / "lm"
+    save_lm(CharLM(len(tokenizer), embed_dim=8, hidden=16, layers=1, dropout=0.0), lm_dir)
+    tokenizer.save(lm_dir / "tokenizer.json")
+    files = sorted(str(p) for p in REAL.rglob("*.flac"))[:2]
+    # conf/decode.yaml weighs the lexicon too, so an LM directory without lexicon.tsv is named in one line
+    assert transcribe_main([*files, "--model", str(tiny_model), "--beam", "3", "--lm", str(lm_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lexicon.tsv: no such file" in err[0] and "asr-lexicon" in err[0]
+    write_lexicon({"THE": 0.5, "A": 0.3, "MAN": 0.2}, lm_dir / "lexicon.tsv")
+    assert transcribe_main([*files, "--model", str(tiny_model), "--beam", "3", "--lm", str(lm_dir),
+                            "--lexicon-weight", "0.5"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2

@@ -86,7 +86,11 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
     frames = tokens.new_zeros(b * k, 0)
     coverage = memory.new_zeros(b * k, memory.shape[1]) if opt.coverage_weight > 0 else None
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
-    active = torch.arange(b, device=device)  # utterances still searching, in row-block order
+    active = torch.arange(b, device=device)  # utterances in the batch, in row-block order
+    # per active utterance: its search is over, but its rows stay (scores NEG, so nothing they make is kept or
+    # finished) until half the batch is over: copying the listener-made tensors smaller at every finished
+    # utterance cost more than carrying a few idle rows
+    over = torch.zeros(b, dtype=torch.bool, device=device)
 
     for step in range(int(max_steps.max())):
         features, weights, state = speller.step(tokens, state)
@@ -121,7 +125,7 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
 
         # finish: <eos> among the top K, or everything when the utterance reaches its maximum length
         rank = torch.arange(top_scores.shape[1], device=device)[None, :]
-        done_now = (is_eos | last_step[:, None]) & (rank < k) & (top_scores > NEG / 2)
+        done_now = (is_eos | last_step[:, None]) & (rank < k) & (top_scores > NEG / 2) & ~over[:, None]
         for i, j in done_now.nonzero().tolist():
             row, ended = source[i, j], bool(is_eos[i, j])
             ids = history[row].tolist() + ([] if ended else [int(token[i, j])])
@@ -137,22 +141,24 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
         n_done = torch.tensor([len(finished[int(u)]) for u in active], device=device)
         best_done = torch.tensor([max((h.score for h in finished[int(u)]), default=NEG) for u in active],
                                  device=device)
-        search_over = last_step | (n_done >= k)
+        search_over = over | last_step | (n_done >= k)
         if opt.length_norm == 0 and opt.coverage_weight == 0:
             # scores only fall as tokens are added, so nothing left can beat the best finished hypothesis
             search_over |= keep_scores.max(-1).values <= best_done
         if search_over.all():
             break
 
-        rows = keep_source.view(a, k)[~search_over].view(-1)
-        scores = keep_scores[~search_over]
-        tokens = keep_token.view(a, k)[~search_over].view(-1)
+        # hypotheses only move within their utterance unless the finished utterances are dropped: then the
+        # listener-made tensors shrink too
+        compact = bool(search_over.sum() * 2 >= a)
+        keep = ~search_over if compact else torch.ones_like(search_over)
+        rows = keep_source.view(a, k)[keep].view(-1)
+        over = search_over[keep]
+        scores = keep_scores[keep].masked_fill(over[:, None], NEG)
+        tokens = keep_token.view(a, k)[keep].view(-1)
         history = torch.cat([history[rows], tokens[:, None]], 1)
         frames = torch.cat([frames[rows], weights[rows].argmax(-1, keepdim=True)], 1)
-        # hypotheses only move within their utterance unless an utterance finished: then the listener-made
-        # tensors shrink too
-        compact = bool(search_over.any())
-        active = active[~search_over]
+        active = active[keep]
         state = state.select(rows, keep_memory=not compact, memory_extras=memory_extras)
         if ctc is not None:
             position = (ctc_tokens[rows] == tokens[:, None]).long().argmax(-1)
