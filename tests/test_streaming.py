@@ -106,10 +106,11 @@ TOKENIZER = CharTokenizer("ABCDEFGHIJKLMNOPQRSTUVWXYZ '")
 def tiny_model(attention: str, seed: int, bias: float | None, wav: torch.Tensor, logmel, norm):
     """A tiny ulstm model. With `bias`, the monotonic energy is rescaled so that it varies over the frames of
     `wav` (a random listener's frames differ little) and the speller's state moves: the decoding then selects
-    frames in the middle of the stream. Without it, random init (bias -4) selects no frame at all."""
+    frames in the middle of the stream. Without it, random init with Raffel's bias -4 selects no frame at all."""
     cfg = OmegaConf.create({
         "listener": {**OmegaConf.load(CONF / "listener" / "ulstm.yaml"), "channels": 4, "hidden": 32, "layers": 2},
-        "attention": {**OmegaConf.load(CONF / "attention" / f"{attention}.yaml"), "attention_dim": 16},
+        "attention": {**OmegaConf.load(CONF / "attention" / f"{attention}.yaml"), "attention_dim": 16,
+                      **({"init_bias": -4.0} if bias is None else {})},
         "speller": {"embed_dim": 16, "hidden": 32}, "ctc_weight": 0.3, "label_smoothing": 0.1})
     torch.manual_seed(seed)
     model = build_model(cfg, len(TOKENIZER), 80).eval()

@@ -57,7 +57,7 @@ class MoChA(MonotonicAttention):
     energies_per_head = 2
 
     def __init__(self, query_dim: int, memory_dim: int, attention_dim: int = 128, chunk: int = 4,
-                 noise: float = 1.0, init_bias: float = -4.0, scan_window: int = 8, scorer: str = "dot",
+                 noise: float = 1.0, init_bias: float = 0.0, scan_window: int = 8, scorer: str = "dot",
                  heads: int = 1, value_proj: bool = False):
         super().__init__(query_dim, memory_dim, attention_dim, noise, init_bias, scan_window, scorer, heads,
                          value_proj)
