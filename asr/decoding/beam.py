@@ -88,8 +88,8 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
     active = torch.arange(b, device=device)  # utterances in the batch, in row-block order
     # per active utterance: its search is over, but its rows stay (scores NEG, so nothing they make is kept or
-    # finished) until half the batch is over: copying the listener-made tensors smaller at every finished
-    # utterance cost more than carrying a few idle rows
+    # finished) until half the batch is over, so the listener-made tensors are copied smaller a few times per
+    # batch rather than at every finished utterance (each copy allocates B x K x T x D floats anew)
     over = torch.zeros(b, dtype=torch.bool, device=device)
 
     for step in range(int(max_steps.max())):
