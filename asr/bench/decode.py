@@ -138,12 +138,11 @@ def main(argv: list[str] | None = None) -> dict:
         lm_weight = conf.lm_weight if args.lm_weight is None else args.lm_weight
         lexicon_weight = conf.lexicon_weight if args.lexicon_weight is None else args.lexicon_weight
         with_lm = f"beam{args.beam}_ctc{args.ctc_weight}_lm{lm_weight}"
-        searches[with_lm] = search_config(method="beam", beam_size=args.beam, ctc_weight=args.ctc_weight,
-                                          lm_dir=args.lm, lm_weight=lm_weight, lexicon_weight=0.0)
+        beam_lm = dict(method="beam", beam_size=args.beam, ctc_weight=args.ctc_weight, lm_dir=args.lm,
+                       lm_weight=lm_weight)
+        searches[with_lm] = search_config(**beam_lm, lexicon_weight=0.0)
         if (Path(args.lm) / LEXICON_FILE).is_file() and lexicon_weight > 0:
-            searches[f"{with_lm}_lexicon{lexicon_weight}"] = search_config(
-                method="beam", beam_size=args.beam, ctc_weight=args.ctc_weight, lm_dir=args.lm,
-                lm_weight=lm_weight, lexicon_weight=lexicon_weight)
+            searches[f"{with_lm}_lexicon{lexicon_weight}"] = search_config(**beam_lm, lexicon_weight=lexicon_weight)
     report = {"model": args.model, "threads": args.threads, "parts": {}}
     first_greedy = None
     for part in args.parts:

@@ -22,7 +22,7 @@ def write_lexicon_file(cfg: DictConfig) -> tuple[Path, int]:
     from .train_lm import training_sentences
 
     lex = cfg.lexicon
-    words = build_lexicon(training_sentences(cfg), lex.size, lex.text_weight if lex.size else 1.0, lex.language)
+    words = build_lexicon(training_sentences(cfg), lex.size, lex.text_weight, lex.language)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_lexicon(words, out / LEXICON_FILE)

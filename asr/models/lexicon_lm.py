@@ -54,8 +54,8 @@ class LexiconLM:
         if not kept:
             raise ValueError("lexicon: no word is spelt in the tokenizer's characters")
         total = sum(kept.values())
-        self.vocab_size, self.oov_log_prob, self.words = vocab, float(oov_log_prob), len(kept)
-        self.space, self.sos_eos, self.blank, self.unk = index[" "], tokenizer.sos_eos, tokenizer.blank, tokenizer.unk
+        self.oov_log_prob, self.words = float(oov_log_prob), len(kept)
+        self.space, self.sos_eos, self.blank = index[" "], tokenizer.sos_eos, tokenizer.blank
 
         # trie: children[node][char id] -> node; mass below each node; probability of the word ending there
         children: list[dict[int, int]] = [{}]
@@ -77,7 +77,6 @@ class LexiconLM:
             end[node] += p
         n = len(children)
         self.sink = n  # the node of every hypothesis whose current word has left the lexicon
-        self.nodes = n
 
         # transition[node, token]: where feeding `token` at `node` leads
         transition = torch.full((n + 1, vocab), self.sink, dtype=torch.int32)
@@ -85,7 +84,8 @@ class LexiconLM:
                              dtype=torch.long).view(-1, 3)
         transition[edges[:, 0], edges[:, 1]] = edges[:, 2].int()
         transition[:, [self.space, self.sos_eos]] = 0  # a space or <sos> starts a new word
-        transition[:, self.blank] = torch.arange(n + 1, dtype=torch.int32)  # never fed; keeps the node
+        # the blank is never fed; it keeps the node, so it scores L(node) - L(node) = 0
+        transition[:, self.blank] = torch.arange(n + 1, dtype=torch.int32)
         self.transition = transition
         log_mass = torch.tensor(mass, dtype=torch.float64).log()
         # entering the sink is charged oov - L(n) by giving the sink L = oov; staying in it costs nothing
@@ -120,7 +120,6 @@ class LexiconLM:
         logp = (self.log_mass[following] - here[:, None]).clamp(max=0.0).float()
         logp[:, self.space] = self.space_score[node]
         logp[:, self.sos_eos] = self.eos_score[node]
-        logp[:, self.blank] = 0.0
         return logp, LexiconState(node)
 
     def sentence_log_prob(self, ids: list[int]) -> float:
