@@ -17,13 +17,26 @@ def test_splits_at_every_pause_and_at_short_ones_when_too_long():
     spans = split_on_silence(wav, SegmenterOptions(max_seconds=4.5, min_pause=0.25))
     assert len(spans) == 3
     assert spans == sorted(spans) and all(b > a for a, b in spans)
-    # each piece holds one tone, cut inside the pauses
-    assert 3.0 * 16000 <= spans[1][0] <= 3.5 * 16000 and 5.5 * 16000 <= spans[2][0] <= 5.6 * 16000
+    # each piece holds one tone and at most the margin (0.05 s) of the pauses around it, a frame's slack
+    assert 3.5 * 16000 - 1200 <= spans[1][0] <= 3.5 * 16000 and 5.6 * 16000 - 1200 <= spans[2][0] <= 5.6 * 16000
+    assert 3.0 * 16000 <= spans[0][1] <= 3.0 * 16000 + 960 + 400
     # no sample of speech is lost
     covered = torch.zeros(len(wav), dtype=torch.bool)
     for a, b in spans:
         covered[a:b] = True
     assert covered[wav.abs() > 0.01].all()
+
+
+def test_pieces_are_trimmed_to_their_speech_and_the_margin():
+    wav = torch.cat([torch.zeros(16000), tone(2.0), torch.zeros(16000), tone(1.0), torch.zeros(8000)])
+    spans = split_on_silence(wav, SegmenterOptions(margin=0.1))
+    assert len(spans) == 2
+    (a0, b0), (a1, b1) = spans
+    assert 16000 - 1600 - 400 <= a0 <= 16000 - 1600 and 3 * 16000 + 1600 <= b0 <= 3 * 16000 + 1600 + 560
+    assert 4 * 16000 - 1600 - 400 <= a1 <= 4 * 16000 - 1600 and 5 * 16000 + 1600 <= b1 <= 5 * 16000 + 1600 + 560
+    wide = split_on_silence(wav, SegmenterOptions(margin=10.0))  # a margin never reaches past the cuts
+    assert len(wide) == 2 and all(w[0] <= n[0] and n[1] <= w[1] for w, n in zip(wide, spans))
+    assert wide[0][1] <= wide[1][0] + 400 and wide[0][0] > 0 and wide[1][1] < len(wav)
 
 
 def test_no_pause_no_cut_and_silence_gives_nothing():
