@@ -230,3 +230,30 @@ def test_values_shared_or_separately_projected(name, value_proj):
     total.backward()
     if value_proj:
         assert owner.value_proj.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("value_proj", [True, False])
+def test_multihead_batched_path_equals_the_heads_one_by_one(value_proj):
+    from asr.models.attention.multihead import MultiHeadLocationAttention
+    torch.manual_seed(0)
+    attention = MultiHeadLocationAttention(12, 16, heads=4, attention_dim=8, conv_kernel=5, scorer="dot",
+                                           value_proj=value_proj).double()
+    for p in attention.parameters():  # away from the zero-initialised biases, so every term matters
+        torch.nn.init.normal_(p, std=0.5)
+    memory = torch.randn(3, 9, 16, dtype=torch.float64)
+    lengths = torch.tensor([9, 7, 4])
+    queries = torch.randn(3, 3, 12, dtype=torch.float64, requires_grad=True)
+    results = []
+    for step in (attention.forward, attention.forward_per_head):
+        state, out = attention.init_state(memory, lengths), []
+        state.extra["head_weights"] = state.extra["head_weights"].double()  # uniform_weights gives float32
+        for i in range(3):  # three steps: the later ones convolve alignments that differ per head
+            context, weights, state = step(queries[:, i], state)
+            out += [context, weights, state.extra["head_weights"]]
+        grads = torch.autograd.grad(sum(o.square().sum() for o in out), [queries, *attention.parameters()])
+        results.append((out, grads))
+    (fast, fast_grads), (slow, slow_grads) = results
+    assert not torch.allclose(slow[2][:, 0], slow[2][:, 1])  # the heads do differ
+    for a, b in zip(fast + list(fast_grads), slow + list(slow_grads)):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    assert (fast[-1][1, :, 7:] == 0).all() and (fast[-1][2, :, 4:] == 0).all()  # padding, every head
