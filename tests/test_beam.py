@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from asr.decoding.beam import BeamOptions, beam_search
 from asr.decoding.ctc_prefix import CTCPrefixScorer
 from asr.decoding.greedy import greedy_decode
+from asr.models.attention.base import AttentionState
 from asr.models.las import build_model
 from tests.test_models import ATTENTIONS, small_config
 
@@ -102,6 +103,48 @@ def test_batched_beam_equals_one_utterance_at_a_time(attention):
         alone = beam_search(model, feats[i:i + 1, : lengths[i]], lengths[i:i + 1], options)[0]
         assert alone.tokens == batched[i].tokens
         assert alone.score == pytest.approx(batched[i].score, abs=1e-3)
+
+
+SHARING = {**{name: ATTENTIONS[name] for name in ("location", "multihead", "windowed")},
+           "location-dot": {**ATTENTIONS["location"], "scorer": "dot"},
+           "multihead-mlp": {**ATTENTIONS["multihead"], "scorer": "mlp"},
+           **{scorer: {"_target_": "asr.models.attention.content.ContentAttention", "scorer": scorer,
+                       "attention_dim": 16} for scorer in ("additive", "scaled_dot")}}
+
+
+@pytest.mark.parametrize("name", list(SHARING))
+def test_hypotheses_sharing_their_utterance_keys_and_values_search_like_copies(name, monkeypatch):
+    config = small_config()
+    config.attention = SHARING[name]
+    torch.manual_seed(4)
+    model = build_model(config, vocab_size=9, feat_dim=20).eval()
+    with torch.no_grad():
+        model.speller.output[-1].weight.mul_(8.0)
+    attention = model.speller.attention
+    feats, lengths = torch.randn(5, 64, 20), torch.tensor([64, 60, 48, 30, 20])
+    options = BeamOptions(beam_size=4, ctc_weight=0.3, length_norm=1.0, coverage_weight=0.1)
+    groups, compactions = [], []
+    share_rows, select = AttentionState.share_rows, AttentionState.select
+    monkeypatch.setattr(AttentionState, "share_rows", lambda self, *a: groups.append(a) or share_rows(self, *a))
+
+
+    def counted_select(self, index, keep_memory=False, memory_extras=()):
+        if not keep_memory:
+            compactions.append((self.group, len(index)))
+        return select(self, index, keep_memory, memory_extras)
+
+    monkeypatch.setattr(AttentionState, "select", counted_select)
+    assert attention.shares_memory
+    shared = beam_search(model, feats, lengths, options)
+    # the search did share, and dropped finished utterances (with their keys and values) on the way
+    assert groups == [(4, ())] and compactions and all(g == 4 and n % 4 == 0 for g, n in compactions)
+    owner = type(getattr(attention, "inner", attention))
+    monkeypatch.setattr(owner, "shares_memory", False)
+    copied = beam_search(model, feats, lengths, options)
+    assert len(groups) == 1
+    for a, b in zip(shared, copied):
+        assert a.tokens == b.tokens and a.frames == b.frames
+        assert a.score == pytest.approx(b.score, abs=1e-4)
 
 
 def test_wider_beam_never_scores_worse_and_limits_hold():

@@ -68,7 +68,9 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
     speller = model.speller
     memory_extras = getattr(speller.attention, "memory_extras", ())
     expand = torch.arange(b, device=device).repeat_interleave(k)
-    state = speller.init_state(memory, mem_lengths).select(expand)
+    state = speller.init_state(memory, mem_lengths)
+    # K rows per utterance; the keys and values stay one copy per utterance where the attention can read them so
+    state = state.share_rows(k, memory_extras) if speller.attention.shares_memory else state.select(expand)
     ctc = None
     if opt.ctc_weight > 0:
         ctc = CTCPrefixScorer(model.ctc_head(memory).log_softmax(-1)[expand], mem_lengths[expand], model.blank, eos)

@@ -24,6 +24,11 @@ class SpellerState:
         return SpellerState([(h[index], c[index]) for h, c in self.hidden], self.context[index],
                             self.attention.select(index, keep_memory, memory_extras))
 
+    def share_rows(self, k: int, memory_extras: tuple[str, ...] = ()) -> SpellerState:
+        """Repeat every row k times, the attention's memory tensors shared (`AttentionState.share_rows`)."""
+        return SpellerState([(h.repeat_interleave(k, 0), c.repeat_interleave(k, 0)) for h, c in self.hidden],
+                            self.context.repeat_interleave(k, 0), self.attention.share_rows(k, memory_extras))
+
 
 class Speller(nn.Module):
     """LAS speller (Chan et al. 2016).

@@ -18,11 +18,14 @@ from torch import nn
 class AttentionState:
     """Per-batch attention state. Every tensor has the batch first.
 
-    keys:    (B, T, A) projected listener frames used to score
-    values:  (B, T, D) listener frames the context is made of
+    keys:    (M, T, A) projected listener frames used to score
+    values:  (M, T, D) listener frames the context is made of
     mask:    (B, T) bool, True on real frames, False on padding
     weights: (B, T) the previous step's alignment
     extra:   attention-specific tensors, batch first (e.g. cumulative alignment)
+    group:   rows of the state per row of keys, values and memory extras: B = M * group. Beam search's K
+             hypotheses of an utterance share one copy of its listener-made tensors (`share_rows`) with the
+             attentions that say so (`Attention.shares_memory`); otherwise group is 1 and M = B.
     """
 
     keys: torch.Tensor
@@ -30,6 +33,7 @@ class AttentionState:
     mask: torch.Tensor
     weights: torch.Tensor
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
+    group: int = 1
 
     def select(self, index: torch.Tensor, keep_memory: bool = False,
                memory_extras: tuple[str, ...] = ()) -> AttentionState:
@@ -37,12 +41,47 @@ class AttentionState:
 
         keep_memory: the caller only reorders hypotheses among rows of the same utterance, so the tensors made
         from the listener output (keys, values, mask and the `memory_extras`) stay as they are: copying them
-        is most of a beam step's cost otherwise."""
-        static = {"keys", "values", "mask"} if keep_memory else set()
-        picked = {f.name: getattr(self, f.name) if f.name in static else getattr(self, f.name)[index]
-                  for f in fields(self) if f.name != "extra"}
-        extra = {k: v if keep_memory and k in memory_extras else v[index] for k, v in self.extra.items()}
-        return replace(self, **picked, extra=extra)
+        is most of a beam step's cost otherwise. With group > 1, `index` must come in runs of `group` rows of
+        one utterance (as beam search keeps them), and the memory tensors follow each run's first row."""
+        memory = {"keys", "values", *memory_extras}
+        memory_index = index if self.group == 1 else index.view(-1, self.group)[:, 0] // self.group
+        out = {name: value if keep_memory and (name in memory or name == "mask")
+               else value[memory_index if name in memory else index] for name, value in self.tensors()}
+        extra = {name: out.pop(name) for name in self.extra}
+        return replace(self, **out, extra=extra)
+
+    def share_rows(self, k: int, memory_extras: tuple[str, ...] = ()) -> AttentionState:
+        """Repeat every row k times (rows i * k ... i * k + k - 1 are copies of row i) without copying the
+        memory tensors: they are shared by the k rows (group grows k-fold)."""
+        memory = {"keys", "values", *memory_extras}
+        out = {name: value if name in memory else value.repeat_interleave(k, 0) for name, value in self.tensors()}
+        extra = {name: out.pop(name) for name in self.extra}
+        return replace(self, **out, extra=extra, group=self.group * k)
+
+    def tensors(self):
+        """(name, tensor) of every field and extra."""
+        yield from ((f.name, getattr(self, f.name)) for f in fields(self) if f.name not in ("extra", "group"))
+        yield from self.extra.items()
+
+
+def frame_scores(keys: torch.Tensor, queries: torch.Tensor, group: int = 1) -> torch.Tensor:
+    """keys (M, T, A), queries (M * group, A) -> (M * group, T): each query dotted with its own utterance's
+    keys, in one matrix product per utterance (beam search's K hypotheses read their keys once, not K times)."""
+    m, t, _ = keys.shape
+    return torch.bmm(keys, queries.view(m, group, -1).transpose(1, 2)).transpose(1, 2).reshape(-1, t)
+
+
+def weighted_frames(weights: torch.Tensor, values: torch.Tensor, group: int = 1) -> torch.Tensor:
+    """weights (M * group, T), values (M, T, D) -> contexts (M * group, D)."""
+    m, t, d = values.shape
+    return torch.bmm(weights.view(m, group, t), values).view(-1, d)
+
+
+def add_to_keys(keys: torch.Tensor, x: torch.Tensor, group: int = 1) -> torch.Tensor:
+    """keys (M, T, A) + x (M * group, T or 1, A), each row of x with its own utterance's keys -> (M * group, T, A)."""
+    if group == 1:
+        return keys + x
+    return (keys.unsqueeze(1) + x.view(keys.shape[0], group, *x.shape[1:])).flatten(0, 1)
 
 
 class Attention(nn.Module):
@@ -57,6 +96,8 @@ class Attention(nn.Module):
     # names of extra tensors (B, T, ...) that init_state computes from the memory frame by frame (like keys);
     # every other extra whose last size is T is taken to be an alignment over frames (B, ..., T)
     memory_extras: tuple[str, ...] = ()
+    # forward handles states whose rows share memory tensors (AttentionState.group > 1)
+    shares_memory: bool = False
 
     def __init__(self, query_dim: int, memory_dim: int, value_proj: bool = False):
         super().__init__()

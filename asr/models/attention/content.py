@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
-from .base import Attention, AttentionState, padding_mask, uniform_weights
+from .base import Attention, AttentionState, add_to_keys, frame_scores, padding_mask, uniform_weights, weighted_frames
 
 
 class ContentAttention(Attention):
@@ -19,6 +21,7 @@ class ContentAttention(Attention):
     """
 
     SCORERS = ("additive", "dot", "scaled_dot", "general")
+    shares_memory = True
 
     def __init__(self, query_dim: int, memory_dim: int, scorer: str = "additive", attention_dim: int = 128,
                  sharpening: float = 1.0, value_proj: bool = False):
@@ -44,9 +47,8 @@ class ContentAttention(Attention):
                 ) -> tuple[torch.Tensor, torch.Tensor, AttentionState]:
         q = self.query_proj(query)
         if self.scorer == "additive":
-            energy = self.score(torch.tanh(state.keys + q.unsqueeze(1))).squeeze(-1)
+            energy = self.score(torch.tanh(add_to_keys(state.keys, q.unsqueeze(1), state.group))).squeeze(-1)
         else:
-            energy = torch.bmm(state.keys, q.unsqueeze(2)).squeeze(2) * self.scale
+            energy = frame_scores(state.keys, q, state.group) * self.scale
         weights = torch.softmax((self.sharpening * energy).masked_fill(~state.mask, float("-inf")), dim=-1)
-        context = torch.bmm(weights.unsqueeze(1), state.values).squeeze(1)
-        return context, weights, AttentionState(state.keys, state.values, state.mask, weights)
+        return weighted_frames(weights, state.values, state.group), weights, replace(state, weights=weights)

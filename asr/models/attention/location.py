@@ -4,10 +4,12 @@ speller knows where it attended last and moves forward instead of jumping or loo
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
-from .base import Attention, AttentionState, padding_mask, uniform_weights
+from .base import Attention, AttentionState, add_to_keys, frame_scores, padding_mask, uniform_weights, weighted_frames
 
 
 class LocationAwareAttention(Attention):
@@ -21,6 +23,8 @@ class LocationAwareAttention(Attention):
     smoothing: sigmoid(e) normalized instead of softmax, which keeps alignments wider (paper section 2.3).
     coverage: also convolve the sum of all previous alignments.
     """
+
+    shares_memory = True
 
     def __init__(self, query_dim: int, memory_dim: int, attention_dim: int = 256, conv_channels: int = 10,
                  conv_kernel: int = 31, sharpening: float = 1.0, smoothing: bool = False,
@@ -57,10 +61,10 @@ class LocationAwareAttention(Attention):
         location = self.location_conv(previous)  # (B, C, T)
         if self.scorer == "mlp":
             location = self.location_proj(location.transpose(1, 2))  # (B, T, A)
-            hidden = torch.tanh(state.keys + location + self.query_proj(query).unsqueeze(1))
+            hidden = torch.tanh(add_to_keys(state.keys, location + self.query_proj(query).unsqueeze(1), state.group))
             energy = self.score(hidden).squeeze(-1)  # (B, T)
         else:
-            content = torch.bmm(state.keys, self.query_proj(query).unsqueeze(2)).squeeze(2) * self.scale
+            content = frame_scores(state.keys, self.query_proj(query), state.group) * self.scale
             energy = content + self.location_score(torch.tanh(location)).squeeze(1)
         energy = self.sharpening * energy
         if self.smoothing:
@@ -68,6 +72,6 @@ class LocationAwareAttention(Attention):
             weights = weights / weights.sum(-1, keepdim=True).clamp_min(1e-10)
         else:
             weights = torch.softmax(energy.masked_fill(~state.mask, float("-inf")), dim=-1)
-        context = torch.bmm(weights.unsqueeze(1), state.values).squeeze(1)
+        context = weighted_frames(weights, state.values, state.group)
         extra = {"cumulative": state.extra["cumulative"] + weights} if self.coverage else {}
-        return context, weights, AttentionState(state.keys, state.values, state.mask, weights, extra)
+        return context, weights, replace(state, weights=weights, extra=extra)

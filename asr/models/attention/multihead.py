@@ -4,6 +4,8 @@ their projection with value_proj, the default here) and projected back to the me
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,6 +22,8 @@ class MultiHeadLocationAttention(Attention):
     one for the contexts): 4 heads looped one by one made a training step about 3x slower than
     single-head location-aware attention. The mlp scorer runs the heads one by one (`forward_per_head`, also
     the reference the batched path is tested against)."""
+
+    shares_memory = True
 
     def __init__(self, query_dim: int, memory_dim: int, heads: int = 4, attention_dim: int = 128,
                  conv_channels: int = 10, conv_kernel: int = 31, scorer: str = "dot", value_proj: bool = True):
@@ -44,7 +48,8 @@ class MultiHeadLocationAttention(Attention):
                 ) -> tuple[torch.Tensor, torch.Tensor, AttentionState]:
         if self.heads[0].scorer != "dot":
             return self.forward_per_head(query, state)
-        h, b, first = len(self.heads), query.shape[0], self.heads[0]
+        h, b, g, first = len(self.heads), query.shape[0], state.group, self.heads[0]
+        m = b // g  # utterances: rows of keys and values
         location = F.conv1d(state.extra["head_weights"], torch.cat([hd.location_conv.weight for hd in self.heads]),
                             torch.cat([hd.location_conv.bias for hd in self.heads]),
                             padding=first.location_conv.padding, groups=h)  # (B, H * C, T)
@@ -52,17 +57,19 @@ class MultiHeadLocationAttention(Attention):
                             groups=h)  # (B, H, T)
         queries = F.linear(query, torch.cat([hd.query_proj.weight for hd in self.heads])).view(b, h, -1)
         # block-diagonal (B, H * A_h, H): column i holds head i's query in rows i * A_h ... (i + 1) * A_h, so one
-        # product with the side-by-side keys (B, T, H * A_h) gives every head's content score
+        # product with the side-by-side keys (M, T, H * A_h) gives every head's content score (the g rows that
+        # share an utterance's keys side by side too)
         blocks = queries.unsqueeze(-1) * torch.eye(h, dtype=query.dtype, device=query.device)[None, :, None, :]
-        content = torch.bmm(state.keys, blocks.reshape(b, -1, h)).transpose(1, 2) * first.scale  # (B, H, T)
+        blocks = blocks.reshape(m, g, -1, h).transpose(1, 2).reshape(m, -1, g * h)
+        content = torch.bmm(state.keys, blocks).view(m, -1, g, h).permute(0, 2, 3, 1).reshape(b, h, -1)
+        content = content * first.scale  # (B, H, T)
         energy = content + location
         weights = torch.softmax(energy.masked_fill(~state.mask.unsqueeze(1), float("-inf")), dim=-1)  # (B, H, T)
         # every head's weights against every head's values, of which the diagonal blocks are the contexts
-        mixed = torch.bmm(weights, state.values).view(b, h, h, -1)  # (B, H, H, D / H)
+        mixed = torch.bmm(weights.view(m, g * h, -1), state.values).view(b, h, h, -1)  # (B, H, H, D / H)
         context = mixed.diagonal(dim1=1, dim2=2).transpose(1, 2).reshape(b, -1)
         mean = weights.mean(1)
-        new = AttentionState(state.keys, state.values, state.mask, mean, {"head_weights": weights})
-        return self.output_proj(context), mean, new
+        return self.output_proj(context), mean, replace(state, weights=mean, extra={"head_weights": weights})
 
     def forward_per_head(self, query: torch.Tensor, state: AttentionState
                          ) -> tuple[torch.Tensor, torch.Tensor, AttentionState]:
@@ -71,11 +78,11 @@ class MultiHeadLocationAttention(Attention):
         contexts, head_weights = [], []
         for i, (head, keys, values) in enumerate(zip(self.heads, state.keys.chunk(h, -1),
                                                      state.values.chunk(h, -1))):
-            part = AttentionState(keys, values, state.mask, state.extra["head_weights"][:, i])
+            part = AttentionState(keys, values, state.mask, state.extra["head_weights"][:, i], group=state.group)
             context, weights, _ = head(query, part)
             contexts.append(context)
             head_weights.append(weights)
         stacked = torch.stack(head_weights, 1)
         weights = stacked.mean(1)
-        new = AttentionState(state.keys, state.values, state.mask, weights, {"head_weights": stacked})
-        return self.output_proj(torch.cat(contexts, -1)), weights, new
+        return self.output_proj(torch.cat(contexts, -1)), weights, replace(state, weights=weights,
+                                                                             extra={"head_weights": stacked})

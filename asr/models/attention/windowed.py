@@ -34,6 +34,10 @@ class WindowedAttention(Attention):
             inner = instantiate(inner, query_dim=query_dim, memory_dim=memory_dim, value_proj=value_proj)
         self.inner, self.before, self.after, self.in_training = inner, before, after, in_training
 
+    @property
+    def shares_memory(self) -> bool:
+        return self.inner.shares_memory
+
     def init_state(self, memory: torch.Tensor, lengths: torch.Tensor) -> AttentionState:
         state = self.inner.init_state(memory, lengths)
         state.extra["started"] = torch.zeros(memory.shape[0], dtype=torch.bool, device=memory.device)

@@ -1,0 +1,44 @@
+import json
+
+import pytest
+import torch
+
+from asr.bench.scale import SavedBytes
+from asr.bench.scale import main as bench_scale
+
+TINY = ["data.max_duration=1.0", "data.max_frames=500", "model.listener.hidden=64", "model.listener.layers=1",
+        "model.listener.channels=4", "model.speller.hidden=16", "model.speller.embed_dim=8",
+        "model.attention.attention_dim=8"]
+
+
+def test_saved_bytes_counts_what_autograd_keeps_without_parameters():
+    w = torch.nn.Parameter(torch.randn(8, 8))
+    x = torch.randn(4, 8, requires_grad=True)
+    with SavedBytes([w]) as counter:
+        y = (x @ w).relu()  # matmul keeps x (and w, a parameter), relu keeps its output
+    assert counter.nbytes == x.nbytes + y.nbytes
+
+
+def test_scale_bench_extrapolates_a_small_batch_to_the_full_one(tmp_path):
+    out = tmp_path / "scale.json"
+    args = ["--configs", "librispeech/las_100h", "--runs", "1", "--threads", "1", "--overrides", *TINY]
+    bench_scale([*args, "--utts", "1", "--out", str(out)])
+    part = json.loads(out.read_text())["rows"]["librispeech/las_100h@fp32"]
+    bench_scale([*args, "--utts", "0", "--out", str(out)])
+    full = json.loads(out.read_text())["rows"]["librispeech/las_100h@fp32"]
+    assert (part["full_batch_utts"], part["frames_per_utt"], part["measured_utts"]) == (5, 100, [1, 2])
+    assert part["extrapolated"] and not full["extrapolated"] and full["measured_utts"] == [5]
+    # activations grow linearly with the batch at a fixed length: the line through 1 and 2 utterances gives the
+    # count of the full batch of 5 (to a few percent: the CPU LSTM's workspace comes in aligned blocks)
+    assert part["saved_bytes"] == pytest.approx(full["saved_bytes"], rel=0.05)
+    (t1, t2), (s1, s2) = part["measured_step_s"], part["measured_saved_bytes"]
+    assert part["step_s"] == pytest.approx(t1 + 4 * (t2 - t1), abs=2e-3)
+    assert s2 > s1 and part["saved_bytes"] == round(s1 + 4 * (s2 - s1))
+    assert full["audio_s_per_s"] == pytest.approx(5 * 1.0 / full["step_s"], rel=0.02)
+    assert full["epoch_hours_1"] == pytest.approx(100.6 / full["audio_s_per_s"], rel=0.02)
+    assert full["epoch_hours_8"] == pytest.approx(full["epoch_hours_1"] / 8, abs=0.01)
+
+
+def test_unknown_config_is_one_clear_line(tmp_path):
+    with pytest.raises(SystemExit, match="no such config"):
+        bench_scale(["--configs", "librispeech/nope", "--out", str(tmp_path / "x.json")])
