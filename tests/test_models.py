@@ -257,3 +257,25 @@ def test_multihead_batched_path_equals_the_heads_one_by_one(value_proj):
     for a, b in zip(fast + list(fast_grads), slow + list(slow_grads)):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
     assert (fast[-1][1, :, 7:] == 0).all() and (fast[-1][2, :, 4:] == 0).all()  # padding, every head
+
+
+def test_decode_window_wraps_a_trained_soft_attention_and_keeps_alignments_local():
+    from asr.decoding.greedy import greedy_decode
+    from asr.models.attention.windowed import WindowedAttention, add_decode_window
+    torch.manual_seed(0)
+    model = build_model(small_config(attention="location"), vocab_size=10, feat_dim=20).eval()
+    feats, lengths = torch.randn(2, 120, 20), torch.tensor([120, 90])
+    inner = model.speller.attention
+    assert add_decode_window(model, before=2, after=3)
+    assert isinstance(model.speller.attention, WindowedAttention) and model.speller.attention.inner is inner
+    assert not model.speller.attention.training
+    assert not add_decode_window(model, 2, 3)  # once is enough
+    _, alignments = greedy_decode(model, feats, lengths, 1.0, keep_alignments=True)
+    for a in alignments:
+        frames = torch.arange(a.shape[1])
+        for previous, current in zip(a[:-1], a[1:]):
+            peak = int(previous.argmax())
+            outside = (frames < peak - 2) | (frames > peak + 3)
+            assert current[outside].abs().max() == 0 and current.sum() == pytest.approx(1.0, abs=1e-5)
+    monotonic = build_model(small_config(attention="monotonic"), vocab_size=10, feat_dim=20).eval()
+    assert not add_decode_window(monotonic, 2, 3)

@@ -29,9 +29,7 @@ from ..data.librispeech import read_manifest
 from ..decoding.search import Search
 from ..frontend import SAMPLE_RATE, load_audio
 from ..modeldir import load_model_dir
-from ..models.attention.mocha import MoChA
-from ..models.attention.monotonic import MonotonicAttention
-from ..models.attention.windowed import WindowedAttention
+from ..models.attention.windowed import add_decode_window
 from ..models.lexicon_lm import LEXICON_FILE
 from ..scoring import score
 
@@ -93,9 +91,9 @@ def long_audio(model, tokenizer, logmel, norm, utts, one_by_one: dict, min_secon
                                     * SAMPLE_RATE, 5)
     trained = model.speller.attention
     variants = {"whole": trained}
-    if not isinstance(trained, (MonotonicAttention, MoChA, WindowedAttention)):
-        # a soft attention may jump over minutes of audio: a decode-time window keeps it local
-        variants["whole_windowed"] = WindowedAttention(trained.query_dim, trained.memory_dim, inner=trained).eval()
+    # a soft attention may jump over minutes of audio: a decode-time window keeps it local
+    if add_decode_window(model):  # the window of conf/model/attention/windowed.yaml
+        variants["whole_windowed"] = model.speller.attention
     features = [norm(logmel(wav)) for wav, _ in recordings]
     try:
         for name, attention in variants.items():

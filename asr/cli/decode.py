@@ -23,10 +23,14 @@ def decode_manifest(cfg: DictConfig) -> dict:
     from ..decoding.plot import plot_alignment
     from ..decoding.search import Search
     from ..modeldir import load_model_dir
+    from ..models.attention.windowed import add_decode_window
     from ..scoring import score
 
     torch.set_num_threads(cfg.threads)
     model, tokenizer, logmel, norm = load_model_dir(cfg.model_dir)
+    if cfg.get("window"):
+        before, after = cfg.window
+        add_decode_window(model, before, after)
     search = Search.from_config(cfg.search)
     utts = read_manifest(cfg.manifest)
     out = Path(cfg.out_dir)

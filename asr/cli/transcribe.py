@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lexicon-weight", type=float, default=None,
                    help="word unigram LM from the LM directory's lexicon.tsv, in the beam")
     p.add_argument("--segment", action="store_true", help="split long recordings on silence first")
+    p.add_argument("--window", type=int, nargs=2, default=None, metavar=("BEFORE", "AFTER"),
+                   help="decode a soft attention within these listener frames around its previous peak")
     p.add_argument("--stream", action="store_true",
                    help="recognize each file as a live stream, printing partial text (streaming models)")
     p.add_argument("--mic", action="store_true", help="stream from the microphone (needs sounddevice)")
@@ -97,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         conf = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "decode.yaml"))
         transcriber = Transcriber.from_pretrained(args.model, search=search_from_args(args, conf["search"]),
                                                   segment=args.segment, segmenter=SegmenterOptions(**conf["segmenter"]))
+        window = args.window or conf.get("window")
+        if window:
+            from ..models.attention.windowed import add_decode_window
+            add_decode_window(transcriber.model, *window)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"asr-transcribe: {err}", file=sys.stderr)
         return 2

@@ -54,3 +54,17 @@ class WindowedAttention(Attention):
         context, weights, new = self.inner(query, replace(state, mask=mask, extra=inner_extra))
         extra = {**new.extra, "started": torch.ones_like(started)}
         return context, weights, replace(new, mask=state.mask, extra=extra)
+
+
+def add_decode_window(model, before: int = 10, after: int = 30) -> bool:
+    """Restrict a trained model's soft attention to a window when decoding, in place (the weights are the
+    same; a model trained without the window decodes long inputs without losing its place). Returns False and
+    leaves the model alone when its attention is monotonic (already local) or already windowed."""
+    from .mocha import MoChA
+    from .monotonic import MonotonicAttention
+    attention = model.speller.attention
+    if isinstance(attention, (MonotonicAttention, MoChA, WindowedAttention)):
+        return False
+    model.speller.attention = WindowedAttention(attention.query_dim, attention.memory_dim, inner=attention,
+                                                before=before, after=after).train(attention.training)
+    return True
