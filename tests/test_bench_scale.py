@@ -32,7 +32,7 @@ def test_scale_bench_extrapolates_a_small_batch_to_the_full_one(tmp_path):
     # count of the full batch of 5 (to a few percent: the CPU LSTM's workspace comes in aligned blocks)
     assert part["saved_bytes"] == pytest.approx(full["saved_bytes"], rel=0.05)
     (t1, t2), (s1, s2) = part["measured_step_s"], part["measured_saved_bytes"]
-    assert part["step_s"] == pytest.approx(t1 + 4 * (t2 - t1), abs=2e-3)
+    assert part["step_s"] == pytest.approx(t1 + 4 * (t2 - t1), abs=4e-3)  # both read back rounded to 1 ms
     assert s2 > s1 and part["saved_bytes"] == round(s1 + 4 * (s2 - s1))
     assert full["audio_s_per_s"] == pytest.approx(5 * 1.0 / full["step_s"], rel=0.02)
     assert full["epoch_hours_1"] == pytest.approx(100.6 / full["audio_s_per_s"], rel=0.02)
