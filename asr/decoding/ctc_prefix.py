@@ -43,22 +43,25 @@ class CTCPrefixScorer:
 
     @staticmethod
     def recurrence(x: torch.Tensor, x_blank: torch.Tensor, phi: torch.Tensor, r_first: torch.Tensor
-                   ) -> torch.Tensor:
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
         """Frames t = 1..L of the forward recursion
             r^n_t = (r^n_{t-1} + phi_{t-1}) p_t(c),    r^b_t = (r^b_{t-1} + r^n_{t-1}) p_t(blank)
-        as three tensor ops per frame on both halves at once (the loop is op-count bound, not data bound).
+        and, alongside, the prefix probability psi = r^n_0 + sum_t phi_{t-1} p_t(c), as three tensor ops per frame
+        on all three rows at once (the loop is op-count bound, not data bound, so the third row is almost free
+        and saves a log-sum over every frame afterwards).
         x (L, N, C) log p_t(c), x_blank (L, N), phi (L, N, C) log phi_{t-1}, r_first (N, C) log r^n_0.
-        Returns (L, N, C, 2): log r^n_t, log r^b_t."""
+        Returns (L, N, C, 2): log r^n_t, log r^b_t; and (N, C): log psi."""
         steps, n, c = x.shape
-        emit = torch.stack([x, x_blank[:, :, None].expand(-1, -1, c)], 1)  # (L, 2, N, C)
-        r = x.new_empty(steps + 1, 2, n, c)
-        r[0, 0], r[0, 1] = r_first, NEG
-        other = torch.stack([phi, phi], 1)  # row 0 adds phi_{t-1}; row 1 gets r^b_{t-1} written in below
+        # row k of frame t: r[t + 1, k] = logaddexp(r[t, k], other[t, k]) + emit[t, k] for rows n, b and psi
+        emit = torch.stack([x, x_blank[:, :, None].expand(-1, -1, c), torch.zeros_like(x)], 1)  # (L, 3, N, C)
+        other = torch.stack([phi, phi, phi + x], 1)  # row 1 gets r^n_{t-1} written in below
+        r = x.new_empty(steps + 1, 3, n, c)
+        r[0, 0], r[0, 1], r[0, 2] = r_first, NEG, r_first
         for t in range(steps):
-            other[t, 1] = r[t, 1]
-            torch.logaddexp(r[t, :1], other[t], out=r[t + 1])
+            other[t, 1] = r[t, 0]
+            torch.logaddexp(r[t], other[t], out=r[t + 1])
             r[t + 1] += emit[t]
-        return r[1:].permute(0, 2, 3, 1)
+        return r[1:, :2].permute(0, 2, 3, 1), r[steps, 2]
 
     def extend(self, r: torch.Tensor, last: torch.Tensor, step: int, candidates: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,11 +81,11 @@ class CTCPrefixScorer:
         if step == 0:
             r_next[0, :, :, 0] = x[0]
         start = max(step, 1)  # a prefix of length L cannot end before frame L
+        prefix = r_next[start - 1, :, :, 0]  # psi when no frame is left
         if start < t_max:
-            r_next[start:] = self.recurrence(x[start:], self.x[start:, :, self.blank], phi[start - 1:-1],
-                                             r_next[start - 1, :, :, 0]).to(r_next.dtype)
-        terms = torch.cat([r_next[start - 1, None, :, :, 0], phi[start - 1:-1] + x[start:]], 0)
-        psi = x.new_full((n, self.x.shape[2]), NEG).scatter(1, candidates, torch.logsumexp(terms, 0))
+            r_next[start:], prefix = self.recurrence(x[start:], self.x[start:, :, self.blank], phi[start - 1:-1],
+                                                     r_next[start - 1, :, :, 0])
+        psi = x.new_full((n, self.x.shape[2]), NEG).scatter(1, candidates, prefix)
         psi[:, self.eos] = r_sum[self.lengths - 1, self.rows]
         psi[:, self.blank] = NEG
         return r_next, psi
