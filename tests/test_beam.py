@@ -166,3 +166,14 @@ def test_ctc_weight_needs_a_ctc_head():
     model = build_model(small_config(ctc_weight=0.0), vocab_size=9, feat_dim=20).eval()
     with pytest.raises(ValueError, match="CTC head"):
         beam_search(model, torch.randn(1, 40, 20), torch.tensor([40]), BeamOptions(ctc_weight=0.3))
+
+
+def test_ctc_beam_runs_past_one_token_per_frame():
+    # max_len_ratio > 1 allows more tokens than listener frames: such prefixes have no CTC probability
+    model = tiny_model("location", seed=2)
+    feats, lengths = torch.randn(2, 24, 20), torch.tensor([24, 16])
+    hyps = beam_search(model, feats, lengths, BeamOptions(beam_size=3, ctc_weight=0.3, max_len_ratio=3.0,
+                                                           min_len_ratio=1.5))
+    mem_lengths = model.encode(feats, lengths)[1].tolist()
+    assert all(len(h.tokens) >= int(1.5 * m) for h, m in zip(hyps, mem_lengths))
+    assert all(h.score < -1e8 for h in hyps)  # the CTC weight's share of log 0

@@ -81,7 +81,8 @@ class CTCPrefixScorer:
         if step == 0:
             r_next[0, :, :, 0] = x[0]
         start = max(step, 1)  # a prefix of length L cannot end before frame L
-        prefix = r_next[start - 1, :, :, 0]  # psi when no frame is left
+        # psi when no frame is left (and zero for a prefix longer than the frames, past a max_len_ratio of 1)
+        prefix = r_next[start - 1, :, :, 0] if start <= t_max else x.new_full(candidates.shape, NEG)
         if start < t_max:
             r_next[start:], prefix = self.recurrence(x[start:], self.x[start:, :, self.blank], phi[start - 1:-1],
                                                      r_next[start - 1, :, :, 0])
