@@ -76,8 +76,11 @@ def test_ctc_prefix_eos_column_is_the_ctc_likelihood_with_padding():
 
 
 def tiny_model(attention, seed=0):
+    """attention: a name in ATTENTIONS or an attention config."""
+    config = small_config()
+    config.attention = attention if isinstance(attention, dict) else ATTENTIONS[attention]
     torch.manual_seed(seed)
-    model = build_model(small_config(attention=attention), vocab_size=9, feat_dim=20).eval()
+    model = build_model(config, vocab_size=9, feat_dim=20).eval()
     with torch.no_grad():  # a peaky output layer, so hypotheses end before the length limit now and then
         model.speller.output[-1].weight.mul_(8.0)
     return model
@@ -114,19 +117,13 @@ SHARING = {**{name: ATTENTIONS[name] for name in ("location", "multihead", "wind
 
 @pytest.mark.parametrize("name", list(SHARING))
 def test_hypotheses_sharing_their_utterance_keys_and_values_search_like_copies(name, monkeypatch):
-    config = small_config()
-    config.attention = SHARING[name]
-    torch.manual_seed(4)
-    model = build_model(config, vocab_size=9, feat_dim=20).eval()
-    with torch.no_grad():
-        model.speller.output[-1].weight.mul_(8.0)
+    model = tiny_model(SHARING[name], seed=4)
     attention = model.speller.attention
     feats, lengths = torch.randn(5, 64, 20), torch.tensor([64, 60, 48, 30, 20])
     options = BeamOptions(beam_size=4, ctc_weight=0.3, length_norm=1.0, coverage_weight=0.1)
     groups, compactions = [], []
     share_rows, select = AttentionState.share_rows, AttentionState.select
     monkeypatch.setattr(AttentionState, "share_rows", lambda self, *a: groups.append(a) or share_rows(self, *a))
-
 
     def counted_select(self, index, keep_memory=False, memory_extras=()):
         if not keep_memory:

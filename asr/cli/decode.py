@@ -29,8 +29,7 @@ def decode_manifest(cfg: DictConfig) -> dict:
     torch.set_num_threads(cfg.threads)
     model, tokenizer, logmel, norm = load_model_dir(cfg.model_dir)
     if cfg.get("window"):
-        before, after = cfg.window
-        add_decode_window(model, before, after)
+        add_decode_window(model, *cfg.window)
     search = Search.from_config(cfg.search)
     utts = read_manifest(cfg.manifest)
     out = Path(cfg.out_dir)

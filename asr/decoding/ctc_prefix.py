@@ -85,7 +85,7 @@ class CTCPrefixScorer:
         prefix = r_next[start - 1, :, :, 0] if start <= t_max else x.new_full(candidates.shape, NEG)
         if start < t_max:
             r_next[start:], prefix = self.recurrence(x[start:], self.x[start:, :, self.blank], phi[start - 1:-1],
-                                                     r_next[start - 1, :, :, 0])
+                                                     prefix)
         psi = x.new_full((n, self.x.shape[2]), NEG).scatter(1, candidates, prefix)
         psi[:, self.eos] = r_sum[self.lengths - 1, self.rows]
         psi[:, self.blank] = NEG

@@ -79,8 +79,6 @@ def weighted_frames(weights: torch.Tensor, values: torch.Tensor, group: int = 1)
 
 def add_to_keys(keys: torch.Tensor, x: torch.Tensor, group: int = 1) -> torch.Tensor:
     """keys (M, T, A) + x (M * group, T or 1, A), each row of x with its own utterance's keys -> (M * group, T, A)."""
-    if group == 1:
-        return keys + x
     return (keys.unsqueeze(1) + x.view(keys.shape[0], group, *x.shape[1:])).flatten(0, 1)
 
 

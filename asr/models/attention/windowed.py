@@ -60,10 +60,9 @@ def add_decode_window(model, before: int = 10, after: int = 30) -> bool:
     """Restrict a trained model's soft attention to a window when decoding, in place (the weights are the
     same; a model trained without the window decodes long inputs without losing its place). Returns False and
     leaves the model alone when its attention is monotonic (already local) or already windowed."""
-    from .mocha import MoChA
-    from .monotonic import MonotonicAttention
+    from .monotonic import MonotonicAttention  # MoChA included
     attention = model.speller.attention
-    if isinstance(attention, (MonotonicAttention, MoChA, WindowedAttention)):
+    if isinstance(attention, (MonotonicAttention, WindowedAttention)):
         return False
     model.speller.attention = WindowedAttention(attention.query_dim, attention.memory_dim, inner=attention,
                                                 before=before, after=after).train(attention.training)
