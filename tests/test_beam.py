@@ -40,12 +40,12 @@ def score_prefixes(log_probs, lengths, prefixes):
     scorer = CTCPrefixScorer(log_probs, lengths, BLANK, EOS)
     r, _ = scorer.initial_state()
     last = torch.full((n,), EOS)
-    all_tokens = torch.arange(v).repeat(n, 1)
+    rows, tokens = torch.arange(n).repeat_interleave(v), torch.arange(v).repeat(n)  # every token for every row
     for step in range(len(prefixes[0])):
-        r_next, psi = scorer.extend(r, last, step, all_tokens)
+        r_next, _ = scorer.extend(r, last, step, rows, tokens)
         token = torch.tensor([p[step] for p in prefixes])
-        r, last = r_next[:, torch.arange(n), token], token
-    return scorer.extend(r, last, len(prefixes[0]), all_tokens)[1]
+        r, last = r_next[:, torch.arange(n) * v + token], token
+    return scorer.extend(r, last, len(prefixes[0]), rows, tokens)[1].view(n, v)
 
 
 def test_ctc_prefix_scores_equal_brute_force_sums_over_paths():
@@ -73,6 +73,29 @@ def test_ctc_prefix_eos_column_is_the_ctc_likelihood_with_padding():
     assert torch.allclose(psi[:, EOS], expected, atol=1e-4)
     # a prefix is at least as likely as any of its extensions
     assert (psi[:, 2:] <= psi[:, EOS:EOS + 1].new_tensor(0.0)).all()
+
+
+def test_ctc_scorer_reads_one_posterior_per_group_of_hypotheses():
+    """K hypotheses of an utterance share its posterior (group=K): any candidate list scores as with copies."""
+    torch.manual_seed(2)
+    b, k, t, v = 2, 3, 10, 6
+    log_probs = torch.randn(b, t, v).log_softmax(-1)
+    lengths = torch.tensor([10, 7])
+    shared = CTCPrefixScorer(log_probs, lengths, BLANK, EOS, group=k)
+    copied = CTCPrefixScorer(log_probs.repeat_interleave(k, 0), lengths.repeat_interleave(k), BLANK, EOS)
+    r_shared, _ = shared.initial_state()
+    r_copied, _ = copied.initial_state()
+    assert torch.equal(r_shared, r_copied)
+    last = torch.tensor([2, 3, 2, 4, 4, 5])
+    r = r_shared + torch.randn(t, b * k, 2)  # any state will do: both scorers must agree on it
+    rows, tokens = torch.tensor([0, 0, 2, 3, 5, 5, 1]), torch.tensor([2, 4, 2, EOS, 5, 3, BLANK])
+    for a, c in zip(shared.extend(r, last, 2, rows, tokens), copied.extend(r, last, 2, rows, tokens)):
+        assert torch.equal(a, c)
+    shared.select(torch.tensor([1]))
+    copied.select(torch.arange(k, 2 * k))
+    rows, tokens = rows[3:6] - 3, tokens[3:6]  # the candidates of utterance 1, now the only one
+    assert torch.equal(shared.extend(r[:, 3:], last[3:], 2, rows, tokens)[1],
+                       copied.extend(r[:, 3:], last[3:], 2, rows, tokens)[1])
 
 
 def tiny_model(attention, seed=0):

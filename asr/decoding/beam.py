@@ -34,7 +34,7 @@ class BeamOptions:
     max_len_ratio: float = 1.0     # at most this many tokens per listener frame
     coverage_weight: float = 0.0   # bonus per frame whose summed attention exceeds coverage_threshold
     coverage_threshold: float = 0.5
-    ctc_candidates: int = 0        # CTC-score only this many best tokens per hypothesis (0: 1.5 * beam_size)
+    ctc_candidates: int = 0        # CTC-score only this many best candidates per utterance (0: 2 * beam_size)
 
 
 @dataclass
@@ -73,7 +73,7 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
     state = state.share_rows(k, memory_extras) if speller.attention.shares_memory else state.select(expand)
     ctc = None
     if opt.ctc_weight > 0:
-        ctc = CTCPrefixScorer(model.ctc_head(memory).log_softmax(-1)[expand], mem_lengths[expand], model.blank, eos)
+        ctc = CTCPrefixScorer(model.ctc_head(memory).log_softmax(-1), mem_lengths, model.blank, eos, group=k)
         ctc_r, ctc_psi = ctc.initial_state()
     # shallow fusion: [weight, model, state] per language model in use
     fused = [[w, m, m.init_state(b * k, device)] for w, m in ((opt.lm_weight, lm), (opt.lexicon_weight, lexicon))
@@ -100,11 +100,6 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
         logp[:, model.blank] = NEG
         a = active.numel()
         delta = (1 - opt.ctc_weight) * logp if ctc is not None else logp.clone()
-        if ctc is not None:
-            n_cand = min(opt.ctc_candidates or max(int(1.5 * k), 2), logp.shape[1])
-            ctc_tokens = logp.topk(n_cand, dim=-1).indices
-            r_next, psi = ctc.extend(ctc_r, tokens, step, ctc_tokens)
-            delta += opt.ctc_weight * (psi - ctc_psi[:, None])
         for entry in fused:
             fused_logp, entry[2] = entry[1].step(tokens, entry[2])
             delta += entry[0] * fused_logp.float()
@@ -119,7 +114,19 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
         delta[:, eos] = delta[:, eos].masked_fill(no_eos, NEG)
         v = delta.shape[-1]
         candidates = (scores.view(-1, 1) + delta).view(a, k * v)
-        top_scores, top_index = candidates.topk(min(2 * k, k * v), dim=-1)  # (A, 2K), best first
+        if ctc is None:
+            top_scores, top_index = candidates.topk(min(2 * k, k * v), dim=-1)  # (A, 2K), best first
+        else:
+            # CTC prefix scores cost a loop over frames per candidate, so only the best M of each utterance by
+            # every other score are CTC-scored (a pre-beam; ESPnet's is 1.5 K per hypothesis, K times more)
+            m = min(opt.ctc_candidates or 2 * k, k * v)
+            pre_scores, pre_index = candidates.topk(m, dim=-1)  # (A, M)
+            pre_rows = pre_index // v + torch.arange(a, device=device)[:, None] * k
+            r_next, psi = ctc.extend(ctc_r, tokens, step, pre_rows.view(-1), (pre_index % v).view(-1))
+            pre_scores = pre_scores + opt.ctc_weight * (psi.view(a, m) - ctc_psi[pre_rows])
+            top_scores, pick = pre_scores.topk(min(2 * k, m), dim=-1)
+            top_index = pre_index.gather(1, pick)
+            pick = pick + torch.arange(a, device=device)[:, None] * m  # into the A * M scored candidates
         source = top_index // v + torch.arange(a, device=device)[:, None] * k  # row each candidate extends
         token = top_index % v
         is_eos = token == eos
@@ -139,6 +146,7 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
         order = (rank + is_eos.long() * 2 * k).argsort(-1)[:, :k]
         keep_scores = top_scores.gather(1, order).masked_fill(is_eos.gather(1, order), NEG)
         keep_source, keep_token = source.gather(1, order).view(-1), token.gather(1, order).view(-1)
+        keep_pick = pick.gather(1, order) if ctc is not None else None
 
         n_done = torch.tensor([len(finished[int(u)]) for u in active], device=device)
         best_done = torch.tensor([max((h.score for h in finished[int(u)]), default=NEG) for u in active],
@@ -163,10 +171,10 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
         active = active[keep]
         state = state.select(rows, keep_memory=not compact, memory_extras=memory_extras)
         if ctc is not None:
-            position = (ctc_tokens[rows] == tokens[:, None]).long().argmax(-1)
-            ctc_r, ctc_psi = r_next[:, rows, position], psi[rows, tokens]
+            scored = keep_pick[keep].view(-1)
+            ctc_r, ctc_psi = r_next[:, scored], psi[scored]
             if compact:
-                ctc.select(rows)
+                ctc.select(keep.nonzero().view(-1))
         for entry in fused:
             entry[2] = entry[2].select(rows)
         if coverage is not None:
