@@ -1,7 +1,11 @@
 import json
+from pathlib import Path
+
+from omegaconf import OmegaConf
 
 from asr.bench.decode import long_recordings
 from asr.bench.decode import main as bench_decode
+from asr.cli import CONF_DIR
 from asr.data.librispeech import read_manifest
 
 
@@ -14,7 +18,8 @@ def test_decode_bench_writes_every_search_and_long_audio(tiny_corpus, tiny_model
                   "--beam", "2", "--long-seconds", str(total / 2), "--threads", "1", "--out", str(out)])
     report = json.loads(out.read_text())
     rows = report["parts"]["test-seen"]
-    assert set(rows) == {"greedy", "beam2_ctc0.3"}
+    conf_ctc = OmegaConf.load(Path(CONF_DIR) / "decode.yaml").search.ctc_weight
+    assert set(rows) == {"greedy", "beam2", "beam2_ctc0.3", f"beam2_ctc{conf_ctc}"}
     assert rows["greedy"]["wer_change_vs_greedy"] == 0
     assert all(r["rtf"] > 0 and r["utterances"] == len(utts) for r in rows.values())
     long = report["long_audio"]

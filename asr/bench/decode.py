@@ -3,9 +3,10 @@
     python -m asr.bench.decode --model recipes/mini/exp/model --manifests recipes/mini/data/manifests \
         [--parts test-seen test-unseen] [--lm recipes/mini/exp/lm] [--long-seconds 180]
 
-Searches: greedy; beam 8 with CTC weight 0.3; the same with the LM (when --lm is given), and with the LM and
-the word lexicon (when the LM directory has a lexicon.tsv). Settings other than those come from
-conf/decode.yaml `search`. Long audio: the test utterances of the first part, joined with
+Searches: greedy; beam 8 alone and with CTC weight 0.3 (and conf/decode.yaml's CTC weight when it differs);
+with CTC 0.3 and the LM (when --lm is given), and with the LM and the word lexicon (when the LM directory has a
+lexicon.tsv), the last also at conf/decode.yaml's CTC weight (the recipe's search). Settings other than those
+come from conf/decode.yaml `search`. Long audio: the test utterances of the first part, joined with
 0.3 s of silence into recordings of at least --long-seconds, decoded whole (greedy, plain and with a decode-time
 attention window when the model's attention is soft) and split on silence by the segmenter; each is scored
 against the joined references next to the same utterances decoded one by one.
@@ -129,10 +130,13 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     model, tokenizer, logmel, norm = load_model_dir(args.model)
     searches = {"greedy": search_config(method="greedy"),
+                f"beam{args.beam}": search_config(method="beam", beam_size=args.beam, ctc_weight=0.0),
                 f"beam{args.beam}_ctc{args.ctc_weight}": search_config(method="beam", beam_size=args.beam,
                                                                           ctc_weight=args.ctc_weight)}
+    conf = OmegaConf.load(Path(CONF_DIR) / "decode.yaml").search
+    if conf.ctc_weight != args.ctc_weight:
+        searches[f"beam{args.beam}_ctc{conf.ctc_weight}"] = search_config(method="beam", beam_size=args.beam)
     if args.lm:
-        conf = OmegaConf.load(Path(CONF_DIR) / "decode.yaml").search
         lm_weight = conf.lm_weight if args.lm_weight is None else args.lm_weight
         lexicon_weight = conf.lexicon_weight if args.lexicon_weight is None else args.lexicon_weight
         with_lm = f"beam{args.beam}_ctc{args.ctc_weight}_lm{lm_weight}"
@@ -141,6 +145,9 @@ def main(argv: list[str] | None = None) -> dict:
         searches[with_lm] = search_config(**beam_lm, lexicon_weight=0.0)
         if (Path(args.lm) / LEXICON_FILE).is_file() and lexicon_weight > 0:
             searches[f"{with_lm}_lexicon{lexicon_weight}"] = search_config(**beam_lm, lexicon_weight=lexicon_weight)
+            if conf.ctc_weight != args.ctc_weight:  # the recipe's search: conf/decode.yaml's weights
+                searches[f"beam{args.beam}_ctc{conf.ctc_weight}_lm{lm_weight}_lexicon{lexicon_weight}"] = \
+                    search_config(**{**beam_lm, "ctc_weight": conf.ctc_weight}, lexicon_weight=lexicon_weight)
     report = {"model": args.model, "threads": args.threads, "parts": {}}
     first_greedy = None
     for part in args.parts:
