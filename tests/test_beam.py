@@ -197,3 +197,26 @@ def test_ctc_beam_runs_past_one_token_per_frame():
     mem_lengths = model.encode(feats, lengths)[1].tolist()
     assert all(len(h.tokens) >= int(1.5 * m) for h, m in zip(hyps, mem_lengths))
     assert all(h.score < -1e8 for h in hyps)  # the CTC weight's share of log 0
+
+
+@pytest.mark.parametrize("candidates", [0, 1000])  # the 2K pre-beam, and every candidate CTC-scored
+def test_joint_score_is_the_attention_plus_the_ctc_log_likelihood(candidates):
+    """Each utterance's final score is (1 - w) log p_att(y, <eos>) + w log p_ctc(y), recomputed independently:
+    the CTC state a hypothesis carries is the one of its own candidate, through every step and compaction."""
+    model = tiny_model("location", seed=6)
+    feats, lengths = torch.randn(3, 64, 20), torch.tensor([64, 50, 40])
+    w = 0.4
+    hyps = beam_search(model, feats, lengths, BeamOptions(beam_size=3, ctc_weight=w, ctc_candidates=candidates))
+    with torch.no_grad():
+        memory, mem_lengths = model.encode(feats, lengths)
+        ctc_log_probs = model.ctc_head(memory).log_softmax(-1)
+    for i, hyp in enumerate(hyps):
+        assert 0 < len(hyp.tokens) < int(mem_lengths[i])  # ended by <eos>
+        state, att = model.speller.init_state(memory[i:i + 1], mem_lengths[i:i + 1]), 0.0
+        with torch.no_grad():
+            for prev, token in zip([model.sos_eos, *hyp.tokens], [*hyp.tokens, model.sos_eos]):
+                features, _, state = model.speller.step(torch.tensor([prev]), state)
+                att += float(model.speller.output(features).log_softmax(-1)[0, token])
+        ctc = -F.ctc_loss(ctc_log_probs[i, : mem_lengths[i], None], torch.tensor([hyp.tokens]),
+                          mem_lengths[i:i + 1], torch.tensor([len(hyp.tokens)]), blank=BLANK, reduction="sum")
+        assert hyp.score == pytest.approx((1 - w) * att + w * float(ctc), abs=1e-3)

@@ -34,7 +34,7 @@ class BeamOptions:
     max_len_ratio: float = 1.0     # at most this many tokens per listener frame
     coverage_weight: float = 0.0   # bonus per frame whose summed attention exceeds coverage_threshold
     coverage_threshold: float = 0.5
-    ctc_candidates: int = 0        # CTC-score only this many best candidates per utterance (0: 2 * beam_size)
+    ctc_candidates: int = 0        # CTC-score this many best candidates per utterance (at least 2 * beam_size)
 
 
 @dataclass
@@ -119,7 +119,7 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
         else:
             # CTC prefix scores cost a loop over frames per candidate, so only the best M of each utterance by
             # every other score are CTC-scored (a pre-beam; ESPnet's is 1.5 K per hypothesis, K times more)
-            m = min(opt.ctc_candidates or 2 * k, k * v)
+            m = min(max(opt.ctc_candidates, 2 * k), k * v)  # the 2K looked at below need their CTC scores
             pre_scores, pre_index = candidates.topk(m, dim=-1)  # (A, M)
             pre_rows = pre_index // v + torch.arange(a, device=device)[:, None] * k
             r_next, psi = ctc.extend(ctc_r, tokens, step, pre_rows.view(-1), (pre_index % v).view(-1))
