@@ -5,11 +5,11 @@
 
 Searches: greedy; beam 8 alone and with CTC weight 0.3 (and conf/decode.yaml's CTC weight when it differs);
 with CTC 0.3 and the LM (when --lm is given), and with the LM and the word lexicon (when the LM directory has a
-lexicon.tsv), the last also at conf/decode.yaml's CTC weight (the recipe's search). Settings other than those
-come from conf/decode.yaml `search`. Long audio: the test utterances of the first part, joined with
-0.3 s of silence into recordings of at least --long-seconds, decoded whole (greedy, plain and with a decode-time
-attention window when the model's attention is soft) and split on silence by the segmenter; each is scored
-against the joined references next to the same utterances decoded one by one.
+lexicon.tsv), and the recipe's search (conf/decode.yaml's beam size and weights, with the LM and lexicon).
+Settings other than those come from conf/decode.yaml `search`. Long audio: the test utterances of the first
+part, joined with 0.3 s of silence into recordings of at least --long-seconds, decoded whole (greedy, plain and
+with a decode-time attention window when the model's attention is soft) and split on silence by the
+segmenter; each is scored against the joined references next to the same utterances decoded one by one.
 Writes recipes/mini/exp/decode_bench.json.
 """
 
@@ -145,9 +145,10 @@ def main(argv: list[str] | None = None) -> dict:
         searches[with_lm] = search_config(**beam_lm, lexicon_weight=0.0)
         if (Path(args.lm) / LEXICON_FILE).is_file() and lexicon_weight > 0:
             searches[f"{with_lm}_lexicon{lexicon_weight}"] = search_config(**beam_lm, lexicon_weight=lexicon_weight)
-            if conf.ctc_weight != args.ctc_weight:  # the recipe's search: conf/decode.yaml's weights
-                searches[f"beam{args.beam}_ctc{conf.ctc_weight}_lm{lm_weight}_lexicon{lexicon_weight}"] = \
-                    search_config(**{**beam_lm, "ctc_weight": conf.ctc_weight}, lexicon_weight=lexicon_weight)
+            # the recipe's search: everything from conf/decode.yaml
+            recipe = f"beam{conf.beam_size}_ctc{conf.ctc_weight}_lm{lm_weight}_lexicon{lexicon_weight}"
+            searches.setdefault(recipe, search_config(method="beam", lm_dir=args.lm, lm_weight=lm_weight,
+                                                      lexicon_weight=lexicon_weight))
     report = {"model": args.model, "threads": args.threads, "parts": {}}
     first_greedy = None
     for part in args.parts:
