@@ -1,5 +1,5 @@
-"""Word unigram lexicon LM: scores telescope to log p(word), out-of-lexicon words cost the OOV log-probability,
-step scores never rise, batched state selection, file round trip, and its use in beam search."""
+"""Word lexicon LM: scores telescope to log p(word), out-of-lexicon words cost the OOV log-probability, step
+scores never rise, batched state selection, file round trip, its use in beam search, and the bigram context."""
 
 from __future__ import annotations
 
@@ -11,7 +11,16 @@ import torch
 
 from asr.data.tokenizer import CharTokenizer
 from asr.decoding.beam import BeamOptions, beam_search
-from asr.models.lexicon_lm import LexiconLM, build_lexicon, read_lexicon, write_lexicon
+from asr.models.lexicon_lm import (
+    SENTENCE_START,
+    LexiconLM,
+    build_lexicon,
+    count_bigrams,
+    read_bigrams,
+    read_lexicon,
+    write_bigrams,
+    write_lexicon,
+)
 from tests.test_beam import tiny_model
 
 TOKENIZER = CharTokenizer(" ABCDE")  # 9 ids: blank, <sos/eos>, <unk>, space, A-E (the tiny model's vocabulary)
@@ -134,3 +143,78 @@ def test_lexicon_score_is_part_of_the_hypothesis_score():
             logp = model.speller.output(features).log_softmax(-1)
             am += float(logp[0, token])
     assert hyp.score == pytest.approx(am + 0.7 * lex.sentence_log_prob(hyp.tokens), abs=1e-3)
+
+
+BIGRAM_TEXT = ["AB CAD", "AB CAD E", "CAD AB", "E ABX AB"]  # ABX is no word of the lexicon
+
+
+def bigram_log_prob(sentence: str, weight: float) -> float:
+    """The interpolated bigram log-probability of a sentence of lexicon words, written out from the counts."""
+    counts = count_bigrams(BIGRAM_TEXT)
+    total = sum(WORDS.values())
+    score, previous = 0.0, SENTENCE_START
+    for word in sentence.split():
+        context = sum(c for (v, _), c in counts.items() if v == previous)
+        p_word = WORDS[word] / total
+        p = weight * counts[previous, word] / context + (1 - weight) * p_word if context else p_word
+        score, previous = score + math.log(p), word
+    return score
+
+
+@pytest.mark.parametrize("sentence", ["AB CAD", "AB CAD E", "CAD AB", "E AB", "ABE E", "CAD CAD AB"])
+def test_with_bigrams_a_sentence_scores_its_interpolated_bigram_log_probability(sentence):
+    lex = LexiconLM(WORDS, TOKENIZER, -20.0, count_bigrams(BIGRAM_TEXT), bigram_weight=0.6)
+    assert not lex.monotone  # a seen pair scores more than its word alone
+    assert lex.sentence_log_prob(TOKENIZER.encode(sentence)) == pytest.approx(bigram_log_prob(sentence, 0.6),
+                                                                               abs=1e-4)
+
+
+def test_a_word_after_an_unknown_word_has_no_context():
+    lex = LexiconLM(WORDS, TOKENIZER, -20.0, count_bigrams(BIGRAM_TEXT), bigram_weight=0.6)
+    # after ABX (out of the lexicon) AB is scored by its unigram, whatever followed ABX in the text
+    expected = bigram_log_prob("E", 0.6) - 20.0 + math.log(WORDS["AB"])
+    assert lex.sentence_log_prob(TOKENIZER.encode("E ABX AB")) == pytest.approx(expected, abs=1e-4)
+    without = LexiconLM(WORDS, TOKENIZER, -20.0)
+    assert without.monotone
+    assert without.sentence_log_prob(TOKENIZER.encode("AB CAD")) == pytest.approx(math.log(0.4 * 0.3), abs=1e-5)
+
+
+def test_bigram_state_follows_selection_and_the_beam_score_includes_the_context():
+    lex = LexiconLM(WORDS, TOKENIZER, -20.0, count_bigrams(BIGRAM_TEXT), bigram_weight=0.6)
+    feed = [TOKENIZER.sos_eos, *TOKENIZER.encode("CAD AB")]
+    state = lex.init_state(2)
+    for token in feed[:4]:  # <sos> C A D: the same for both rows
+        _, state = lex.step(torch.tensor([token, token]), state)
+    other = lex.init_state(2)
+    for token in [TOKENIZER.sos_eos, *TOKENIZER.encode("AB")]:
+        _, other = lex.step(torch.tensor([token, token]), other)
+    mixed = type(state)(torch.cat([state.node[:1], other.node[:1]]), torch.cat([state.previous[:1],
+                                                                                other.previous[:1]]))
+    picked = mixed.select(torch.tensor([1, 0]))
+    assert picked.node.tolist() == [other.node[0].item(), state.node[0].item()]
+    assert picked.previous.tolist() == [other.previous[0].item(), state.previous[0].item()]
+    model = tiny_model("location", seed=7)
+    feats, lengths = torch.randn(1, 64, 20), torch.tensor([64])
+    hyp = beam_search(model, feats, lengths, BeamOptions(beam_size=3, lexicon_weight=0.7), lexicon=lex)[0]
+    plain = beam_search(model, feats, lengths, BeamOptions(beam_size=3), lexicon=None)
+    assert plain  # the search runs without the lexicon too
+    memory, mem_lengths = model.encode(feats, lengths)
+    state, am = model.speller.init_state(memory, mem_lengths), 0.0
+    with torch.no_grad():
+        for prev, token in zip([model.sos_eos, *hyp.tokens], [*hyp.tokens, model.sos_eos]):
+            features, _, state = model.speller.step(torch.tensor([prev]), state)
+            am += float(model.speller.output(features).log_softmax(-1)[0, token])
+    assert hyp.score == pytest.approx(am + 0.7 * lex.sentence_log_prob(hyp.tokens), abs=1e-3)
+
+
+def test_bigram_file_round_trip_and_bad_lines(tmp_path):
+    path = tmp_path / "bigrams.tsv"
+    counts = count_bigrams(BIGRAM_TEXT)
+    assert counts[SENTENCE_START, "AB"] == 2 and counts["AB", "CAD"] == 2 and counts["ABX", "AB"] == 1
+    write_bigrams(counts, path)
+    assert read_bigrams(path) == dict(counts)
+    path.write_text("AB\tCAD\t2\nAB CAD 3\n")
+    with pytest.raises(ValueError, match=r"bigrams.tsv: line 2 is not PREVIOUS<TAB>WORD<TAB>count"):
+        read_bigrams(path)
+    with pytest.raises(ValueError, match=r"bigram weight must be in \(0, 1\)"):
+        LexiconLM(WORDS, TOKENIZER, -20.0, counts, bigram_weight=1.0)

@@ -36,7 +36,7 @@ def test_mini_recipe_end_to_end(tmp_path):
     assert len(list((exp / "las" / "decode" / "test-seen").glob("alignment-*.png"))) == 3
     assert "| test-seen |" in result.stdout and "| test-unseen |" in result.stdout
     assert {"config.yaml", "tokenizer.json", "norm.json", "model.pt"} <= {p.name for p in (exp / "model").iterdir()}
-    assert {"lm.pt", "lexicon.tsv"} <= {p.name for p in (exp / "lm").iterdir()}
+    assert {"lm.pt", "lexicon.tsv", "bigrams.tsv"} <= {p.name for p in (exp / "lm").iterdir()}
 
     # idempotent: running the data stages again renders nothing and keeps the manifests
     manifest = tmp_path / "data" / "manifests" / "train-synth.jsonl"

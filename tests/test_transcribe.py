@@ -139,7 +139,7 @@ def test_segmented_long_recording_keeps_every_piece(tiny_model):
 
 def test_cli_beam_with_lm_and_lexicon_and_a_lexicon_missing_from_the_lm_dir(tiny_model, tmp_path, capsys):
     from asr.data.tokenizer import load_tokenizer
-    from asr.models.lexicon_lm import write_lexicon
+    from asr.models.lexicon_lm import count_bigrams, write_bigrams, write_lexicon
     from asr.models.lm import CharLM, save_lm
 
     tokenizer = load_tokenizer(tiny_model / "tokenizer.json")
@@ -152,6 +152,11 @@ def test_cli_beam_with_lm_and_lexicon_and_a_lexicon_missing_from_the_lm_dir(tiny
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "lexicon.tsv: no such file" in err[0] and "asr-lexicon" in err[0]
     write_lexicon({"THE": 0.5, "A": 0.3, "MAN": 0.2}, lm_dir / "lexicon.tsv")
+    # and its bigrams too (conf/decode.yaml's lexicon_bigram)
+    assert transcribe_main([*files, "--model", str(tiny_model), "--beam", "3", "--lm", str(lm_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bigrams.tsv: no such file" in err[0] and "asr-lexicon" in err[0]
+    write_bigrams(count_bigrams(["THE MAN", "A MAN"]), lm_dir / "bigrams.tsv")
     assert transcribe_main([*files, "--model", str(tiny_model), "--beam", "3", "--lm", str(lm_dir),
                             "--lexicon-weight", "0.5"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2

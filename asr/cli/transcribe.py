@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm", default=None, metavar="DIR", help="a character LM (asr-train-lm) for the beam")
     p.add_argument("--lm-weight", type=float, default=None)
     p.add_argument("--lexicon-weight", type=float, default=None,
-                   help="word unigram LM from the LM directory's lexicon.tsv, in the beam")
+                   help="word LM from the LM directory's lexicon.tsv (and bigrams.tsv), in the beam")
     p.add_argument("--segment", action="store_true", help="split long recordings on silence first")
     p.add_argument("--window", type=int, nargs=2, default=None, metavar=("BEFORE", "AFTER"),
                    help="decode a soft attention within these listener frames around its previous peak")

@@ -4,7 +4,7 @@ Every hypothesis is one row of a (B * K) batch, so the speller, attention, CTC p
 each take one batched call per step whatever the attention is. A step's score for token c adds
     (1 - ctc_weight) * log p_att(c) + ctc_weight * (log psi(h + c) - log psi(h)) + lm_weight * log p_lm(c)
     + lexicon_weight * log p_lex(c)
-(p_lex: a word unigram LM spelt out over characters, asr/models/lexicon_lm.py) plus a coverage bonus
+(p_lex: a word LM spelt out over characters, asr/models/lexicon_lm.py) plus a coverage bonus
 (Chorowski & Jaitly 2016) for frames whose summed attention passes a threshold. As in
 fairseq, the best 2K candidates are looked at: those ending in <eos> among the top K are finished, and the K
 best others go on, so a finished hypothesis never shrinks the beam.
@@ -27,7 +27,7 @@ class BeamOptions:
     beam_size: int = 8
     ctc_weight: float = 0.0        # joint CTC/attention scoring; needs a model with a CTC head
     lm_weight: float = 0.0         # shallow fusion with a language model
-    lexicon_weight: float = 0.0    # shallow fusion with a word unigram lexicon LM
+    lexicon_weight: float = 0.0    # shallow fusion with the word lexicon LM
     length_norm: float = 0.0       # final score / (tokens + 1) ** length_norm
     eos_threshold: float | None = None  # <eos> only within this many nats of the best token (attention score)
     min_len_ratio: float = 0.0     # no <eos> before this many tokens per listener frame
@@ -152,7 +152,7 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
         best_done = torch.tensor([max((h.score for h in finished[int(u)]), default=NEG) for u in active],
                                  device=device)
         search_over = over | last_step | (n_done >= k)
-        if opt.length_norm == 0 and opt.coverage_weight == 0:
+        if opt.length_norm == 0 and opt.coverage_weight == 0 and getattr(lexicon, "monotone", True):
             # scores only fall as tokens are added, so nothing left can beat the best finished hypothesis
             search_over |= keep_scores.max(-1).values <= best_done
         if search_over.all():

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..models.las import LAS
-from ..models.lexicon_lm import LEXICON_FILE, LexiconLM
+from ..models.lexicon_lm import BIGRAM_FILE, LEXICON_FILE, LexiconLM
 from .beam import BeamOptions, Hypothesis, beam_search
 from .greedy import greedy_decode
 
@@ -18,7 +18,7 @@ from .greedy import greedy_decode
 @dataclass
 class Search:
     """method: greedy | beam. `beam` holds the beam settings; `lm` a loaded language model and `lexicon` a
-    word unigram lexicon LM (or None)."""
+    word lexicon LM (or None)."""
 
     method: str = "greedy"
     beam: BeamOptions = field(default_factory=BeamOptions)
@@ -33,7 +33,7 @@ class Search:
     @classmethod
     def from_config(cls, cfg: Mapping) -> Search:
         """From conf/decode.yaml's `search` block: method, max_len_ratio, lm_dir (its lm.pt for lm_weight, its
-        lexicon.tsv for lexicon_weight), lexicon_oov and the BeamOptions keys."""
+        lexicon.tsv for lexicon_weight, its bigrams.tsv for lexicon_bigram), lexicon_oov and the BeamOptions keys."""
         beam_keys = {f.name for f in fields(BeamOptions)}
         beam = BeamOptions(**{k: v for k, v in cfg.items() if k in beam_keys})
         lm = lexicon = None
@@ -52,7 +52,12 @@ class Search:
                 raise FileNotFoundError(f"{path}: no such file (asr-lexicon writes it; search.lexicon_weight=0 "
                                         "decodes without it)")
             tokenizer = load_tokenizer(Path(lm_dir) / "tokenizer.json")
-            lexicon = LexiconLM.from_file(path, tokenizer, cfg.get("lexicon_oov", -30.0))
+            bigram_weight = cfg.get("lexicon_bigram", 0.0)
+            bigram_path = Path(lm_dir) / BIGRAM_FILE
+            if bigram_weight > 0 and not bigram_path.is_file():
+                raise FileNotFoundError(f"{bigram_path}: no such file (asr-lexicon writes it; search.lexicon_bigram=0 "
+                                        "decodes without it)")
+            lexicon = LexiconLM.from_file(path, tokenizer, cfg.get("lexicon_oov", -30.0), bigram_path, bigram_weight)
         return cls(cfg.get("method", "greedy"), beam, beam.max_len_ratio, lm, lexicon)
 
     def __call__(self, model: LAS, feats: torch.Tensor, lengths: torch.Tensor, frames: bool = False

@@ -12,7 +12,14 @@ leaves the trie (or on the space after a prefix that is not itself a word); so d
 Every step score is at most 0 (the leaving charge is clamped), so adding this to a beam keeps scores falling as
 tokens are added, which the beam's early stop relies on.
 
-The lexicon file (`lexicon.tsv`, written by asr-train-lm) has one `WORD<TAB>log-probability` line per word.
+Context (optional): with word bigram counts and a weight lambda, the word that a space or <eos> ends is scored
+with an interpolated bigram, p(w | v) = lambda c(v, w) / c(v) + (1 - lambda) p(w), where v is the word before it
+(<s> at the sentence start). The trie has already charged log p(w) along the word, so the end of the word adds
+log p(w | v) - log p(w): the words of a sentence add up to its bigram log-probability. That correction is
+positive for a pair seen in the text, so with bigrams step scores can rise (`monotone` says which).
+
+The lexicon file (`lexicon.tsv`, written by asr-lexicon) has one `WORD<TAB>log-probability` line per word; the
+bigram file (`bigrams.tsv`) one `PREVIOUS<TAB>WORD<TAB>count` line per pair, <s> standing for the sentence start.
 """
 
 from __future__ import annotations
@@ -26,17 +33,21 @@ from pathlib import Path
 import torch
 
 LEXICON_FILE = "lexicon.tsv"
+BIGRAM_FILE = "bigrams.tsv"
+SENTENCE_START = "<s>"
 
 
 @dataclass
 class LexiconState:
-    """node (B,): the trie node reached by the characters of each hypothesis's current word (0 = word start)."""
+    """node (B,): the trie node reached by the characters of each hypothesis's current word (0 = word start);
+    previous (B,): the word before it as the trie node it ends at (0 = sentence start, the sink = not a word)."""
 
     node: torch.Tensor
+    previous: torch.Tensor
 
     def select(self, index: torch.Tensor) -> LexiconState:
         """Hypotheses ``index`` (B',) in that order (beam search reorders, repeats and drops them)."""
-        return LexiconState(self.node.index_select(0, index))
+        return LexiconState(self.node.index_select(0, index), self.previous.index_select(0, index))
 
 
 class LexiconLM:
@@ -44,9 +55,12 @@ class LexiconLM:
 
     words: word -> probability (need not sum to 1; they are normalised). Words with a character the tokenizer
     lacks are left out. tokenizer: a CharTokenizer whose symbols include the space.
+    bigrams: (previous word, word) -> count, with SENTENCE_START as the previous word of a sentence's first;
+    bigram_weight: lambda of the interpolation (0: a unigram model).
     """
 
-    def __init__(self, words: Mapping[str, float], tokenizer, oov_log_prob: float = -30.0):
+    def __init__(self, words: Mapping[str, float], tokenizer, oov_log_prob: float = -30.0,
+                 bigrams: Mapping[tuple[str, str], float] | None = None, bigram_weight: float = 0.0):
         if not hasattr(tokenizer, "index") or " " not in tokenizer.index:
             raise ValueError("a lexicon LM needs a character tokenizer with the space as a symbol")
         index, vocab = tokenizer.index, len(tokenizer)
@@ -97,30 +111,91 @@ class LexiconLM:
         # empty word, which no lexicon holds: a run of spaces must not be a free way to fill the output
         self.eos_score, self.space_score = end_score.clone(), end_score.clone()
         self.eos_score[0], self.space_score[0] = 0.0, min(self.oov_log_prob, 0.0)
+        self.is_word = torch.cat([log_end > -math.inf, torch.zeros(1, dtype=torch.bool)])
+        self.monotone = True
+        self.bigram_keys = self.bigram_scores = self.backoff = None
+        if bigrams and bigram_weight > 0:
+            self._set_bigrams(bigrams, bigram_weight, children, index, end)
+
+    def _set_bigrams(self, bigrams: Mapping[tuple[str, str], float], weight: float, children: list[dict[int, int]],
+                     index: Mapping[str, int], end: list[float]) -> None:
+        """Sorted keys previous * (sink + 1) + word over the word-end nodes, each with its correction
+        log p(w | v) - log p(w); backoff[v] = log(1 - lambda) for a context seen in the text, else 0."""
+        if not 0 < weight < 1:
+            raise ValueError(f"lexicon bigram weight must be in (0, 1), got {weight}")
+
+        def end_node(word: str) -> int | None:
+            if word == SENTENCE_START:
+                return 0
+            node = 0
+            for c in word:
+                node = children[node].get(index[c]) if c in index else None
+                if node is None:
+                    return None
+            return node if end[node] > 0 else None
+
+        context_total: Counter = Counter()
+        for (v, _), count in bigrams.items():
+            context_total[v] += count  # c(v): every continuation, words outside the lexicon too
+        size = self.sink + 1
+        entries, backoff = {}, torch.zeros(size, dtype=torch.float64)
+        for (v, w), count in bigrams.items():
+            v_node, w_node = end_node(v), end_node(w)
+            if v_node is None or count <= 0:
+                continue
+            backoff[v_node] = math.log(1 - weight)  # a seen context, whether or not this word is in the lexicon
+            if w_node is None or w_node == 0:
+                continue
+            p_word = end[w_node]
+            entries[v_node * size + w_node] = math.log(weight * count / context_total[v] + (1 - weight) * p_word) \
+                - math.log(p_word)
+        keys = torch.tensor(sorted(entries), dtype=torch.long)
+        self.bigram_keys = keys
+        self.bigram_scores = torch.tensor([entries[k] for k in keys.tolist()], dtype=torch.float32)
+        self.backoff = backoff.float()
+        self.monotone = not bool((self.bigram_scores > 0).any())
+
+    def context_score(self, previous: torch.Tensor, node: torch.Tensor) -> torch.Tensor:
+        """log p(w | v) - log p(w) for ending the word at `node` after the word `previous` (both (B,)); 0 where
+        node ends no word or there are no bigrams."""
+        if self.bigram_keys is None:
+            return torch.zeros(node.shape, dtype=torch.float32, device=node.device)
+        key = previous * (self.sink + 1) + node
+        pos = torch.searchsorted(self.bigram_keys, key).clamp(max=len(self.bigram_keys) - 1)
+        score = torch.where(self.bigram_keys[pos] == key, self.bigram_scores[pos], self.backoff[previous])
+        return score.masked_fill(~self.is_word[node], 0.0)
 
     @classmethod
-    def from_file(cls, path: str | Path, tokenizer, oov_log_prob: float = -30.0) -> LexiconLM:
-        return cls(read_lexicon(path), tokenizer, oov_log_prob)
+    def from_file(cls, path: str | Path, tokenizer, oov_log_prob: float = -30.0, bigram_path: str | Path | None = None,
+                  bigram_weight: float = 0.0) -> LexiconLM:
+        bigrams = read_bigrams(bigram_path) if bigram_path is not None and bigram_weight > 0 else None
+        return cls(read_lexicon(path), tokenizer, oov_log_prob, bigrams, bigram_weight)
 
     def to(self, device: torch.device | str) -> LexiconLM:
-        self.transition = self.transition.to(device)
-        self.log_mass = self.log_mass.to(device)
-        self.eos_score, self.space_score = self.eos_score.to(device), self.space_score.to(device)
+        for name in ("transition", "log_mass", "eos_score", "space_score", "is_word", "bigram_keys",
+                     "bigram_scores", "backoff"):
+            if getattr(self, name) is not None:
+                setattr(self, name, getattr(self, name).to(device))
         return self
 
     def init_state(self, batch_size: int, device: torch.device | str = "cpu") -> LexiconState:
-        return LexiconState(torch.zeros(batch_size, dtype=torch.long, device=device))
+        start = torch.zeros(batch_size, dtype=torch.long, device=device)
+        return LexiconState(start, start.clone())
 
     def step(self, tokens: torch.Tensor, state: LexiconState) -> tuple[torch.Tensor, LexiconState]:
         """Feed one token per hypothesis: tokens (B,) -> (log-probabilities (B, V) of the next token, new
         state). Tokens other than characters, space and <eos> score 0."""
         node = self.transition[state.node, tokens].long()
+        # a space makes the word it ended the context of the next; <sos> starts a sentence
+        ended = torch.where(self.is_word[state.node], state.node, self.sink)
+        previous = torch.where(tokens == self.space, ended, state.previous).masked_fill(tokens == self.sos_eos, 0)
         following = self.transition[node].long()  # (B, V)
         here = self.log_mass[node]
         logp = (self.log_mass[following] - here[:, None]).clamp(max=0.0).float()
-        logp[:, self.space] = self.space_score[node]
-        logp[:, self.sos_eos] = self.eos_score[node]
-        return logp, LexiconState(node)
+        context = self.context_score(previous, node)
+        logp[:, self.space] = self.space_score[node] + context
+        logp[:, self.sos_eos] = self.eos_score[node] + context
+        return logp, LexiconState(node, previous)
 
     def sentence_log_prob(self, ids: list[int]) -> float:
         """Total score of ``ids`` as a whole sentence ``<sos> ids <eos>`` (a slow reference for tests)."""
@@ -151,6 +226,40 @@ def build_lexicon(sentences: Iterable[str], size: int = 100000, text_weight: flo
     text_weight = text_weight if n_list else 1.0
     return {w: list_weight * freq[w] / max(n_list, 1e-30) + text_weight * counts[w] / max(n_text, 1)
             for w in words}
+
+
+def count_bigrams(sentences: Iterable[str]) -> Counter:
+    """(previous word, word) -> count over the sentences, SENTENCE_START before each first word."""
+    counts: Counter = Counter()
+    for sentence in sentences:
+        words = sentence.split()
+        counts.update(zip([SENTENCE_START, *words], words))
+    return counts
+
+
+def write_bigrams(counts: Mapping[tuple[str, str], int], path: str | Path) -> None:
+    """``PREVIOUS<TAB>WORD<TAB>count`` lines, most frequent first, written atomically."""
+    path = Path(path)
+    lines = [f"{v}\t{w}\t{c}\n" for (v, w), c in sorted(counts.items(), key=lambda kv: -kv[1]) if c > 0]
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(lines))
+    tmp.replace(path)
+
+
+def read_bigrams(path: str | Path) -> dict[tuple[str, str], int]:
+    """The (previous, word) -> count map of a bigrams.tsv; a malformed line is reported with its number."""
+    from ..textfile import read_lines
+
+    counts: dict[tuple[str, str], int] = {}
+    for number, line in enumerate(read_lines(path), 1):
+        parts = line.rstrip("\n").split("\t")
+        try:
+            previous, word, count = parts[0].strip(), parts[1].strip(), int(parts[2])
+        except (IndexError, ValueError):
+            raise ValueError(f"{path}: line {number} is not PREVIOUS<TAB>WORD<TAB>count: {line.strip()[:60]!r}") \
+                from None
+        counts[previous, word] = counts.get((previous, word), 0) + count
+    return counts
 
 
 def write_lexicon(words: Mapping[str, float], path: str | Path) -> None:

@@ -74,8 +74,8 @@ train_lm() {
     # shellcheck disable=SC2086
     asr-train-lm out_dir="$lm" "${text[@]}" $lm_opts
   fi
-  if [ -f "$lm/lexicon.tsv" ]; then
-    echo "lexicon exists: $lm/lexicon.tsv"
+  if [ -f "$lm/lexicon.tsv" ] && [ -f "$lm/bigrams.tsv" ]; then
+    echo "lexicon exists: $lm/lexicon.tsv, $lm/bigrams.tsv"
   else
     # shellcheck disable=SC2086
     asr-lexicon out_dir="$lm" "${text[@]}" $lm_opts
