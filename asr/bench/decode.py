@@ -144,9 +144,10 @@ def main(argv: list[str] | None = None) -> dict:
                        lm_weight=lm_weight)
         searches[with_lm] = search_config(**beam_lm, lexicon_weight=0.0)
         if (Path(args.lm) / LEXICON_FILE).is_file() and lexicon_weight > 0:
-            searches[f"{with_lm}_lexicon{lexicon_weight}"] = search_config(**beam_lm, lexicon_weight=lexicon_weight)
+            lexicon = f"lexicon{lexicon_weight}" + (f"_bigram{conf.lexicon_bigram}" if conf.lexicon_bigram else "")
+            searches[f"{with_lm}_{lexicon}"] = search_config(**beam_lm, lexicon_weight=lexicon_weight)
             # the recipe's search: everything from conf/decode.yaml
-            recipe = f"beam{conf.beam_size}_ctc{conf.ctc_weight}_lm{lm_weight}_lexicon{lexicon_weight}"
+            recipe = f"beam{conf.beam_size}_ctc{conf.ctc_weight}_lm{lm_weight}_{lexicon}"
             searches.setdefault(recipe, search_config(method="beam", lm_dir=args.lm, lm_weight=lm_weight,
                                                       lexicon_weight=lexicon_weight))
     report = {"model": args.model, "threads": args.threads, "parts": {}}
