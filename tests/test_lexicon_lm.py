@@ -174,6 +174,11 @@ def test_a_word_after_an_unknown_word_has_no_context():
     # after ABX (out of the lexicon) AB is scored by its unigram, whatever followed ABX in the text
     expected = bigram_log_prob("E", 0.6) - 20.0 + math.log(WORDS["AB"])
     assert lex.sentence_log_prob(TOKENIZER.encode("E ABX AB")) == pytest.approx(expected, abs=1e-4)
+    # a text with no pair of lexicon words: every seen context backs off, nothing else changes
+    odd = LexiconLM(WORDS, TOKENIZER, -20.0, count_bigrams(["ABX AB", "XY ABX"]), bigram_weight=0.6)
+    # AB after <s> (a seen context): (1 - 0.6) p(AB); E after AB (never a context): p(E)
+    assert odd.sentence_log_prob(TOKENIZER.encode("AB E")) == pytest.approx(math.log(0.4 * 0.4) + math.log(0.2),
+                                                                           abs=1e-4)
     without = LexiconLM(WORDS, TOKENIZER, -20.0)
     assert without.monotone
     assert without.sentence_log_prob(TOKENIZER.encode("AB CAD")) == pytest.approx(math.log(0.4 * 0.3), abs=1e-5)

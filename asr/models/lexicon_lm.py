@@ -149,6 +149,7 @@ class LexiconLM:
             p_word = end[w_node]
             entries[v_node * size + w_node] = math.log(weight * count / context_total[v] + (1 - weight) * p_word) \
                 - math.log(p_word)
+        entries = entries or {-1: 0.0}  # no pair of lexicon words: a key no lookup matches, so all back off
         keys = torch.tensor(sorted(entries), dtype=torch.long)
         self.bigram_keys = keys
         self.bigram_scores = torch.tensor([entries[k] for k in keys.tolist()], dtype=torch.float32)
