@@ -1,7 +1,9 @@
-"""Reading the project's small text files (manifests, transcripts, hypotheses) with one-line errors."""
+"""Reading the project's small text files (manifests, transcripts, hypotheses) with one-line errors, and writing
+them atomically."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -17,3 +19,12 @@ def read_lines(path: str | Path) -> list[str]:
         raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:
         raise ValueError(f"{path}: {e.strerror or e}") from None
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write UTF-8 text to a temporary file beside `path`, then rename it over `path`: a killed run never leaves
+    a torn file. The leading dot keeps the temporary file off globs such as *.trans.txt."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

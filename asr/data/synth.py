@@ -46,6 +46,8 @@ import torch
 import torchaudio
 from tqdm import tqdm
 
+from ..textfile import write_text_atomic
+
 ESPEAK_MISSING = "asr-synth needs espeak-ng: pip install espeakng-loader"
 
 SUBSET_KEYS = ("train", "dev_seen", "dev_unseen", "test_seen", "test_unseen")
@@ -534,12 +536,6 @@ def _warn_about_strays(root: Path, plan: list[PlannedUtterance], cfg: SynthConfi
                       f"with other settings?), e.g. {strays[0]}; delete them or use another out_dir", stacklevel=3)
 
 
-def _write_text_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_transcripts(root: Path, plan: list[PlannedUtterance]) -> None:
     """One ``<speaker>-<chapter>.trans.txt`` per chapter, lines ``ID TEXT`` sorted by id."""
     chapters: dict[Path, list[str]] = defaultdict(list)
@@ -547,7 +543,7 @@ def write_transcripts(root: Path, plan: list[PlannedUtterance]) -> None:
         chapters[(root / utt.relpath).parent].append(f"{utt.id} {utt.text}\n")
     for directory, lines in chapters.items():
         directory.mkdir(parents=True, exist_ok=True)
-        _write_text_atomically(directory / f"{directory.parent.name}-{directory.name}.trans.txt",
+        write_text_atomic(directory / f"{directory.parent.name}-{directory.name}.trans.txt",
                                "".join(sorted(lines)))
 
 
@@ -565,7 +561,7 @@ def write_speakers(root: Path, speakers: list[Speaker], plan: list[PlannedUttera
     for s in speakers:
         lines.append(f"{s.id:<5}| {_variant_sex(data_path, s.variant)} | {','.join(subsets[s.id]):<17}| "
                      f"{minutes[s.id]:5.2f} | {s.espeak_name} pitch {s.pitch} range {s.range}\n")
-    _write_text_atomically(root / "SPEAKERS.TXT", "".join(lines))
+    write_text_atomic(root / "SPEAKERS.TXT", "".join(lines))
 
 
 def _variant_sex(data_path: str, variant: str) -> str:

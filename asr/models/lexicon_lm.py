@@ -32,6 +32,8 @@ from pathlib import Path
 
 import torch
 
+from ..textfile import read_lines, write_text_atomic
+
 LEXICON_FILE = "lexicon.tsv"
 BIGRAM_FILE = "bigrams.tsv"
 SENTENCE_START = "<s>"
@@ -240,17 +242,12 @@ def count_bigrams(sentences: Iterable[str]) -> Counter:
 
 def write_bigrams(counts: Mapping[tuple[str, str], int], path: str | Path) -> None:
     """``PREVIOUS<TAB>WORD<TAB>count`` lines, most frequent first, written atomically."""
-    path = Path(path)
     lines = [f"{v}\t{w}\t{c}\n" for (v, w), c in sorted(counts.items(), key=lambda kv: -kv[1]) if c > 0]
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(lines))
-    tmp.replace(path)
+    write_text_atomic(path, "".join(lines))
 
 
 def read_bigrams(path: str | Path) -> dict[tuple[str, str], int]:
     """The (previous, word) -> count map of a bigrams.tsv; a malformed line is reported with its number."""
-    from ..textfile import read_lines
-
     counts: dict[tuple[str, str], int] = {}
     for number, line in enumerate(read_lines(path), 1):
         parts = line.rstrip("\n").split("\t")
@@ -265,18 +262,13 @@ def read_bigrams(path: str | Path) -> dict[tuple[str, str], int]:
 
 def write_lexicon(words: Mapping[str, float], path: str | Path) -> None:
     """``WORD<TAB>natural log-probability`` lines, most probable first, written atomically."""
-    path = Path(path)
     total = sum(words.values())
     lines = [f"{w}\t{math.log(p / total):.4f}\n" for w, p in sorted(words.items(), key=lambda kv: -kv[1]) if p > 0]
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(lines))
-    tmp.replace(path)
+    write_text_atomic(path, "".join(lines))
 
 
 def read_lexicon(path: str | Path) -> dict[str, float]:
     """The word -> probability map of a lexicon.tsv; a malformed line is reported with its number."""
-    from ..textfile import read_lines
-
     words: dict[str, float] = {}
     for number, line in enumerate(read_lines(path), 1):
         parts = line.split("\t")
