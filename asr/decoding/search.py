@@ -15,6 +15,14 @@ from .beam import BeamOptions, Hypothesis, beam_search
 from .greedy import greedy_decode
 
 
+def lexicon_file(lm_dir: str | Path, name: str, option: str) -> Path:
+    """lm_dir/name, or FileNotFoundError naming it, what writes it, and the search option that does without it."""
+    path = Path(lm_dir) / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (asr-lexicon writes it; search.{option}=0 decodes without it)")
+    return path
+
+
 @dataclass
 class Search:
     """method: greedy | beam. `beam` holds the beam settings; `lm` a loaded language model and `lexicon` a
@@ -47,16 +55,10 @@ class Search:
         if beam.lexicon_weight > 0:
             from ..data.tokenizer import load_tokenizer
 
-            path = Path(lm_dir) / LEXICON_FILE
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: no such file (asr-lexicon writes it; search.lexicon_weight=0 "
-                                        "decodes without it)")
-            tokenizer = load_tokenizer(Path(lm_dir) / "tokenizer.json")
+            path = lexicon_file(lm_dir, LEXICON_FILE, "lexicon_weight")
             bigram_weight = cfg.get("lexicon_bigram", 0.0)
-            bigram_path = Path(lm_dir) / BIGRAM_FILE
-            if bigram_weight > 0 and not bigram_path.is_file():
-                raise FileNotFoundError(f"{bigram_path}: no such file (asr-lexicon writes it; search.lexicon_bigram=0 "
-                                        "decodes without it)")
+            bigram_path = lexicon_file(lm_dir, BIGRAM_FILE, "lexicon_bigram") if bigram_weight > 0 else None
+            tokenizer = load_tokenizer(Path(lm_dir) / "tokenizer.json")
             lexicon = LexiconLM.from_file(path, tokenizer, cfg.get("lexicon_oov", -30.0), bigram_path, bigram_weight)
         return cls(cfg.get("method", "greedy"), beam, beam.max_len_ratio, lm, lexicon)
 

@@ -76,6 +76,7 @@ class LexiconLM:
         # trie: children[node][char id] -> node; mass below each node; probability of the word ending there
         children: list[dict[int, int]] = [{}]
         mass, end = [0.0], [0.0]
+        word_end = {SENTENCE_START: 0}  # the node each word ends at (the bigrams' keys); the root stands for <s>
         for word, p in kept.items():
             p /= total
             node = 0
@@ -91,6 +92,7 @@ class LexiconLM:
                 node = nxt
                 mass[node] += p
             end[node] += p
+            word_end[word] = node
         n = len(children)
         self.sink = n  # the node of every hypothesis whose current word has left the lexicon
 
@@ -117,24 +119,14 @@ class LexiconLM:
         self.monotone = True
         self.bigram_keys = self.bigram_scores = self.backoff = None
         if bigrams and bigram_weight > 0:
-            self._set_bigrams(bigrams, bigram_weight, children, index, end)
+            self._set_bigrams(bigrams, bigram_weight, word_end, end)
 
-    def _set_bigrams(self, bigrams: Mapping[tuple[str, str], float], weight: float, children: list[dict[int, int]],
-                     index: Mapping[str, int], end: list[float]) -> None:
+    def _set_bigrams(self, bigrams: Mapping[tuple[str, str], float], weight: float, word_end: Mapping[str, int],
+                     end: list[float]) -> None:
         """Sorted keys previous * (sink + 1) + word over the word-end nodes, each with its correction
         log p(w | v) - log p(w); backoff[v] = log(1 - lambda) for a context seen in the text, else 0."""
         if not 0 < weight < 1:
             raise ValueError(f"lexicon bigram weight must be in (0, 1), got {weight}")
-
-        def end_node(word: str) -> int | None:
-            if word == SENTENCE_START:
-                return 0
-            node = 0
-            for c in word:
-                node = children[node].get(index[c]) if c in index else None
-                if node is None:
-                    return None
-            return node if end[node] > 0 else None
 
         context_total: Counter = Counter()
         for (v, _), count in bigrams.items():
@@ -142,7 +134,7 @@ class LexiconLM:
         size = self.sink + 1
         entries, backoff = {}, torch.zeros(size, dtype=torch.float64)
         for (v, w), count in bigrams.items():
-            v_node, w_node = end_node(v), end_node(w)
+            v_node, w_node = word_end.get(v), word_end.get(w)
             if v_node is None or count <= 0:
                 continue
             backoff[v_node] = math.log(1 - weight)  # a seen context, whether or not this word is in the lexicon
