@@ -114,6 +114,7 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
         delta[:, eos] = delta[:, eos].masked_fill(no_eos, NEG)
         v = delta.shape[-1]
         candidates = (scores.view(-1, 1) + delta).view(a, k * v)
+        utterance = torch.arange(a, device=device)[:, None]  # (A, 1): the row block of each active utterance
         if ctc is None:
             top_scores, top_index = candidates.topk(min(2 * k, k * v), dim=-1)  # (A, 2K), best first
         else:
@@ -121,13 +122,13 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
             # every other score are CTC-scored (a pre-beam; ESPnet's is 1.5 K per hypothesis, K times more)
             m = min(max(opt.ctc_candidates, 2 * k), k * v)  # the 2K looked at below need their CTC scores
             pre_scores, pre_index = candidates.topk(m, dim=-1)  # (A, M)
-            pre_rows = pre_index // v + torch.arange(a, device=device)[:, None] * k
+            pre_rows = pre_index // v + utterance * k
             r_next, psi = ctc.extend(ctc_r, tokens, step, pre_rows.view(-1), (pre_index % v).view(-1))
             pre_scores = pre_scores + opt.ctc_weight * (psi.view(a, m) - ctc_psi[pre_rows])
             top_scores, pick = pre_scores.topk(min(2 * k, m), dim=-1)
             top_index = pre_index.gather(1, pick)
-            pick = pick + torch.arange(a, device=device)[:, None] * m  # into the A * M scored candidates
-        source = top_index // v + torch.arange(a, device=device)[:, None] * k  # row each candidate extends
+            pick = pick + utterance * m  # into the A * M scored candidates
+        source = top_index // v + utterance * k  # row each candidate extends
         token = top_index % v
         is_eos = token == eos
         last_step = step + 1 >= max_steps[active]
