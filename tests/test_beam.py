@@ -109,6 +109,17 @@ def tiny_model(attention, seed=0):
     return model
 
 
+def teacher_forced_log_prob(model, memory, mem_lengths, tokens):
+    """The speller's own log-probability of `tokens` then <eos> for one utterance (memory (1, T, D)), fed the
+    reference tokens step by step."""
+    state, total = model.speller.init_state(memory, mem_lengths), 0.0
+    with torch.no_grad():
+        for prev, token in zip([model.sos_eos, *tokens], [*tokens, model.sos_eos]):
+            features, _, state = model.speller.step(torch.tensor([prev]), state)
+            total += float(model.speller.output(features).log_softmax(-1)[0, token])
+    return total
+
+
 @pytest.mark.parametrize("attention", list(ATTENTIONS))
 def test_beam_of_one_is_greedy_for_every_attention(attention):
     model = tiny_model(attention)
@@ -212,11 +223,7 @@ def test_joint_score_is_the_attention_plus_the_ctc_log_likelihood(candidates):
         ctc_log_probs = model.ctc_head(memory).log_softmax(-1)
     for i, hyp in enumerate(hyps):
         assert 0 < len(hyp.tokens) < int(mem_lengths[i])  # ended by <eos>
-        state, att = model.speller.init_state(memory[i:i + 1], mem_lengths[i:i + 1]), 0.0
-        with torch.no_grad():
-            for prev, token in zip([model.sos_eos, *hyp.tokens], [*hyp.tokens, model.sos_eos]):
-                features, _, state = model.speller.step(torch.tensor([prev]), state)
-                att += float(model.speller.output(features).log_softmax(-1)[0, token])
+        att = teacher_forced_log_prob(model, memory[i:i + 1], mem_lengths[i:i + 1], hyp.tokens)
         ctc = -F.ctc_loss(ctc_log_probs[i, : mem_lengths[i], None], torch.tensor([hyp.tokens]),
                           mem_lengths[i:i + 1], torch.tensor([len(hyp.tokens)]), blank=BLANK, reduction="sum")
         assert hyp.score == pytest.approx((1 - w) * att + w * float(ctc), abs=1e-3)

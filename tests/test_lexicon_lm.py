@@ -21,7 +21,7 @@ from asr.models.lexicon_lm import (
     write_bigrams,
     write_lexicon,
 )
-from tests.test_beam import tiny_model
+from tests.test_beam import teacher_forced_log_prob, tiny_model
 
 TOKENIZER = CharTokenizer(" ABCDE")  # 9 ids: blank, <sos/eos>, <unk>, space, A-E (the tiny model's vocabulary)
 WORDS = {"AB": 0.4, "ABE": 0.1, "CAD": 0.3, "E": 0.2}
@@ -136,12 +136,7 @@ def test_lexicon_score_is_part_of_the_hypothesis_score():
     memory, mem_lengths = model.encode(feats, lengths)
     assert len(hyp.tokens) < int(mem_lengths[0])  # ended by <eos>, not by the length limit
     # the attention model's own log-probability of the same tokens, teacher-forced
-    state, am = model.speller.init_state(memory, mem_lengths), 0.0
-    with torch.no_grad():
-        for prev, token in zip([model.sos_eos, *hyp.tokens], [*hyp.tokens, model.sos_eos]):
-            features, _, state = model.speller.step(torch.tensor([prev]), state)
-            logp = model.speller.output(features).log_softmax(-1)
-            am += float(logp[0, token])
+    am = teacher_forced_log_prob(model, memory, mem_lengths, hyp.tokens)
     assert hyp.score == pytest.approx(am + 0.7 * lex.sentence_log_prob(hyp.tokens), abs=1e-3)
 
 
@@ -204,11 +199,7 @@ def test_bigram_state_follows_selection_and_the_beam_score_includes_the_context(
     plain = beam_search(model, feats, lengths, BeamOptions(beam_size=3), lexicon=None)
     assert plain  # the search runs without the lexicon too
     memory, mem_lengths = model.encode(feats, lengths)
-    state, am = model.speller.init_state(memory, mem_lengths), 0.0
-    with torch.no_grad():
-        for prev, token in zip([model.sos_eos, *hyp.tokens], [*hyp.tokens, model.sos_eos]):
-            features, _, state = model.speller.step(torch.tensor([prev]), state)
-            am += float(model.speller.output(features).log_softmax(-1)[0, token])
+    am = teacher_forced_log_prob(model, memory, mem_lengths, hyp.tokens)
     assert hyp.score == pytest.approx(am + 0.7 * lex.sentence_log_prob(hyp.tokens), abs=1e-3)
 
 
