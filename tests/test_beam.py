@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from asr.decoding.beam import BeamOptions, beam_search
 from asr.decoding.ctc_prefix import CTCPrefixScorer
-from asr.decoding.greedy import greedy_decode
+from asr.decoding.greedy import ctc_greedy_decode, greedy_decode
+from asr.decoding.search import Search
 from asr.models.attention.base import AttentionState
 from asr.models.las import build_model
 from tests.test_models import ATTENTIONS, small_config
@@ -98,9 +99,10 @@ def test_ctc_scorer_reads_one_posterior_per_group_of_hypotheses():
                        copied.extend(r[:, 3:], last[3:], 2, rows, tokens)[1])
 
 
-def tiny_model(attention, seed=0):
+def tiny_model(attention, seed=0, ctc_upsample=1):
     """attention: a name in ATTENTIONS or an attention config."""
     config = small_config()
+    config.ctc_upsample = ctc_upsample
     config.attention = attention if isinstance(attention, dict) else ATTENTIONS[attention]
     torch.manual_seed(seed)
     model = build_model(config, vocab_size=9, feat_dim=20).eval()
@@ -210,20 +212,42 @@ def test_ctc_beam_runs_past_one_token_per_frame():
     assert all(h.score < -1e8 for h in hyps)  # the CTC weight's share of log 0
 
 
-@pytest.mark.parametrize("candidates", [0, 1000])  # the 2K pre-beam, and every candidate CTC-scored
-def test_joint_score_is_the_attention_plus_the_ctc_log_likelihood(candidates):
+@pytest.mark.parametrize("candidates, upsample", [(0, 1), (1000, 1), (0, 2)])  # the 2K pre-beam, every
+def test_joint_score_is_the_attention_plus_the_ctc_log_likelihood(candidates, upsample):  # candidate CTC-scored
     """Each utterance's final score is (1 - w) log p_att(y, <eos>) + w log p_ctc(y), recomputed independently:
     the CTC state a hypothesis carries is the one of its own candidate, through every step and compaction."""
-    model = tiny_model("location", seed=6)
+    model = tiny_model("location", seed=6, ctc_upsample=upsample)
+    with torch.no_grad():  # mostly blank, as a trained CTC head: near-uniform posteriors favour the longest outputs
+        model.ctc_head.bias.view(upsample, -1)[:, BLANK] += 2.0
     feats, lengths = torch.randn(3, 64, 20), torch.tensor([64, 50, 40])
     w = 0.4
     hyps = beam_search(model, feats, lengths, BeamOptions(beam_size=3, ctc_weight=w, ctc_candidates=candidates))
     with torch.no_grad():
         memory, mem_lengths = model.encode(feats, lengths)
-        ctc_log_probs = model.ctc_head(memory).log_softmax(-1)
+        ctc_log_probs, ctc_lengths = model.ctc_log_probs(memory, mem_lengths)
     for i, hyp in enumerate(hyps):
         assert 0 < len(hyp.tokens) < int(mem_lengths[i])  # ended by <eos>
         att = teacher_forced_log_prob(model, memory[i:i + 1], mem_lengths[i:i + 1], hyp.tokens)
-        ctc = -F.ctc_loss(ctc_log_probs[i, : mem_lengths[i], None], torch.tensor([hyp.tokens]),
-                          mem_lengths[i:i + 1], torch.tensor([len(hyp.tokens)]), blank=BLANK, reduction="sum")
+        ctc = -F.ctc_loss(ctc_log_probs[i, : ctc_lengths[i], None], torch.tensor([hyp.tokens]),
+                          ctc_lengths[i:i + 1], torch.tensor([len(hyp.tokens)]), blank=BLANK, reduction="sum")
         assert hyp.score == pytest.approx((1 - w) * att + w * float(ctc), abs=1e-3)
+
+
+@pytest.mark.parametrize("upsample", [1, 2])
+def test_ctc_greedy_is_each_utterance_best_path_collapsed(upsample):
+    """Batched CTC greedy decoding equals, per utterance alone, the argmax of every CTC frame with repeats
+    merged and blanks dropped; padding frames add nothing, and each token's frame is where its run starts."""
+    model = tiny_model("location", seed=4, ctc_upsample=upsample)
+    feats, lengths = torch.randn(3, 64, 20), torch.tensor([64, 45, 30])
+    tokens, frames = ctc_greedy_decode(model, feats, lengths)
+    for i in range(3):
+        with torch.no_grad():
+            memory, mem_lengths = model.encode(feats[i:i + 1, : lengths[i]], lengths[i:i + 1])
+            log_probs, _ = model.ctc_log_probs(memory, mem_lengths)
+        path = log_probs[0].argmax(-1).tolist()
+        runs = [(token, start) for start, token in enumerate(path) if start == 0 or path[start - 1] != token]
+        expected = [(token, start // upsample) for token, start in runs if token != BLANK]
+        assert expected, "an all-blank path tests nothing"
+        assert list(zip(tokens[i], frames[i])) == expected
+    search = Search(method="ctc_greedy")(model, feats, lengths)
+    assert [h.tokens for h in search] == tokens and [h.frames for h in search] == frames

@@ -19,7 +19,7 @@ def test_decode_bench_writes_every_search_and_long_audio(tiny_corpus, tiny_model
     report = json.loads(out.read_text())
     rows = report["parts"]["test-seen"]
     conf_ctc = OmegaConf.load(Path(CONF_DIR) / "decode.yaml").search.ctc_weight
-    assert set(rows) == {"greedy", "beam2", "beam2_ctc0.3", f"beam2_ctc{conf_ctc}"}
+    assert set(rows) == {"greedy", "ctc_greedy", "beam2", "beam2_ctc0.3", f"beam2_ctc{conf_ctc}"}
     assert rows["greedy"]["wer_change_vs_greedy"] == 0
     assert all(r["rtf"] > 0 and r["utterances"] == len(utts) for r in rows.values())
     long = report["long_audio"]

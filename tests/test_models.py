@@ -136,6 +136,39 @@ def test_loss_ignores_padding_in_targets():
     assert torch.allclose(a["loss"], b["loss"])
 
 
+def test_upsampled_ctc_head_gives_k_frames_per_listener_frame():
+    config = small_config()
+    config.ctc_upsample = 2
+    torch.manual_seed(0)
+    model = build_model(config, vocab_size=10, feat_dim=20).eval()
+    memory, lengths = torch.randn(2, 5, model.listener.output_dim), torch.tensor([5, 3])
+    log_probs, ctc_lengths = model.ctc_log_probs(memory, lengths)
+    assert log_probs.shape == (2, 10, 10) and ctc_lengths.tolist() == [10, 6]
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(2, 10))
+    # CTC frames 2t and 2t + 1 both come from listener frame t alone
+    moved = memory.clone()
+    moved[:, 2] += 1.0
+    changed = (model.ctc_log_probs(moved, lengths)[0] - log_probs).abs().amax(-1) > 0
+    assert changed.tolist() == [[False] * 4 + [True] * 2 + [False] * 4] * 2
+
+
+def test_upsampled_ctc_aligns_more_characters_than_listener_frames():
+    """7 characters with a doubled letter need 8 CTC frames: 4 listener frames cannot align them (the loss is
+    infinite, zeroed), 8 upsampled frames can."""
+    feats, lengths = torch.randn(1, 19, 20), torch.tensor([19])  # 4 frames after 4x subsampling
+    tokens, token_lengths = torch.tensor([[2, 3, 3, 4, 5, 6, 7]]), torch.tensor([7])
+    losses = {}
+    for k in (1, 2):
+        config = small_config(ctc_weight=1.0)
+        config.ctc_upsample = k
+        torch.manual_seed(0)
+        model = build_model(config, vocab_size=10, feat_dim=20).eval()
+        assert model.encode(feats, lengths)[1].tolist() == [4]
+        with torch.no_grad():
+            losses[k] = float(model(feats, lengths, tokens, token_lengths)["ctc_loss"])
+    assert losses[1] == 0.0 and losses[2] > 0.0
+
+
 @pytest.mark.parametrize("attention, attention_first", [("location", False), ("location", True),
                                                        ("monotonic", False), ("mocha", False)])
 def test_greedy_decoding_matches_one_by_one(attention, attention_first):

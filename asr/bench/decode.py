@@ -3,9 +3,10 @@
     python -m asr.bench.decode --model recipes/mini/exp/model --manifests recipes/mini/data/manifests \
         [--parts test-seen test-unseen] [--lm recipes/mini/exp/lm] [--long-seconds 180]
 
-Searches: greedy; beam 8 alone and with CTC weight 0.3 (and conf/decode.yaml's CTC weight when it differs);
-with CTC 0.3 and the LM (when --lm is given), and with the LM and the word lexicon (when the LM directory has a
-lexicon.tsv), and the recipe's search (conf/decode.yaml's beam size and weights, with the LM and lexicon).
+Searches: greedy; the CTC head's best path (when the model has one); beam 8 alone and with CTC weight 0.3 (and
+conf/decode.yaml's CTC weight when it differs); with CTC 0.3 and the LM (when --lm is given), and with the LM and
+the word lexicon (when the LM directory has a lexicon.tsv), and the recipe's search (conf/decode.yaml's beam size
+and weights, with the LM and lexicon).
 Settings other than those come from conf/decode.yaml `search`. Long audio: the test utterances of the first
 part, joined with 0.3 s of silence into recordings of at least --long-seconds, decoded whole (greedy, plain and
 with a decode-time attention window when the model's attention is soft) and split on silence by the
@@ -133,6 +134,8 @@ def main(argv: list[str] | None = None) -> dict:
                 f"beam{args.beam}": search_config(method="beam", beam_size=args.beam, ctc_weight=0.0),
                 f"beam{args.beam}_ctc{args.ctc_weight}": search_config(method="beam", beam_size=args.beam,
                                                                           ctc_weight=args.ctc_weight)}
+    if model.ctc_head is not None:
+        searches["ctc_greedy"] = search_config(method="ctc_greedy")
     conf = OmegaConf.load(Path(CONF_DIR) / "decode.yaml").search
     if conf.ctc_weight != args.ctc_weight:
         searches[f"beam{args.beam}_ctc{conf.ctc_weight}"] = search_config(method="beam", beam_size=args.beam)

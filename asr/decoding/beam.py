@@ -73,7 +73,7 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
     state = state.share_rows(k, memory_extras) if speller.attention.shares_memory else state.select(expand)
     ctc = None
     if opt.ctc_weight > 0:
-        ctc = CTCPrefixScorer(model.ctc_head(memory).log_softmax(-1), mem_lengths, model.blank, eos, group=k)
+        ctc = CTCPrefixScorer(*model.ctc_log_probs(memory, mem_lengths), model.blank, eos, group=k)
         ctc_r, ctc_psi = ctc.initial_state()
     # shallow fusion: [weight, model, state] per language model in use
     fused = [[w, m, m.init_state(b * k, device)] for w, m in ((opt.lm_weight, lm), (opt.lexicon_weight, lexicon))

@@ -1,4 +1,5 @@
-"""Batched greedy decoding: every utterance of the batch advances one token per speller step."""
+"""Batched greedy decoding: every utterance of the batch advances one token per speller step; and the CTC
+head's best path, which shows on its own how strong that head is."""
 
 from __future__ import annotations
 
@@ -48,3 +49,25 @@ def greedy_decode(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, max_le
         return results, None
     att = torch.stack(alignments, 1)  # (B, U, T')
     return results, [att[i, : max(len(r), 1), : mem_lengths[i]] for i, r in enumerate(results)]
+
+
+@torch.inference_mode()
+def ctc_greedy_decode(model: LAS, feats: torch.Tensor, lengths: torch.Tensor
+                      ) -> tuple[list[list[int]], list[list[int]]]:
+    """feats (B, T, F), lengths (B,) -> the CTC head's best path per utterance: the most probable token of every
+    CTC frame, repeats merged, blanks dropped; and the listener frame where each token starts."""
+    if model.ctc_head is None:
+        raise ValueError("CTC greedy decoding needs a model trained with a CTC head (ctc_weight > 0)")
+    memory, mem_lengths = model.encode(feats, lengths)
+    log_probs, ctc_lengths = model.ctc_log_probs(memory, mem_lengths)
+    best = log_probs.argmax(-1)  # (B, T'')
+    starts = torch.ones_like(best, dtype=torch.bool)
+    starts[:, 1:] = best[:, 1:] != best[:, :-1]
+    keep = starts & (best != model.blank)
+    keep &= torch.arange(best.shape[1], device=best.device)[None, :] < ctc_lengths[:, None]
+    tokens, frames = [], []
+    for row, kept in zip(best, keep):
+        where = kept.nonzero().squeeze(1)
+        tokens.append(row[where].tolist())
+        frames.append((where // model.ctc_upsample).tolist())
+    return tokens, frames

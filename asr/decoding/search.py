@@ -1,5 +1,6 @@
 """One entry point for every offline search, so callers (asr-decode, Transcriber, benchmarks) need not know
-which one runs: greedy, or beam search with optional CTC prefix scores and language model."""
+which one runs: greedy, beam search with optional CTC prefix scores and language models, or the CTC head's
+best path."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 from ..models.las import LAS
 from ..models.lexicon_lm import BIGRAM_FILE, LEXICON_FILE, LexiconLM
 from .beam import BeamOptions, Hypothesis, beam_search
-from .greedy import greedy_decode
+from .greedy import ctc_greedy_decode, greedy_decode
 
 
 def lexicon_file(lm_dir: str | Path, name: str, option: str) -> Path:
@@ -25,7 +26,7 @@ def lexicon_file(lm_dir: str | Path, name: str, option: str) -> Path:
 
 @dataclass
 class Search:
-    """method: greedy | beam. `beam` holds the beam settings; `lm` a loaded language model and `lexicon` a
+    """method: greedy | beam | ctc_greedy. `beam` holds the beam settings; `lm` a loaded language model and `lexicon` a
     word lexicon LM (or None)."""
 
     method: str = "greedy"
@@ -35,8 +36,8 @@ class Search:
     lexicon: LexiconLM | None = None
 
     def __post_init__(self):
-        if self.method not in ("greedy", "beam"):
-            raise ValueError(f"unknown search method {self.method!r} (greedy | beam)")
+        if self.method not in ("greedy", "beam", "ctc_greedy"):
+            raise ValueError(f"unknown search method {self.method!r} (greedy | beam | ctc_greedy)")
 
     @classmethod
     def from_config(cls, cfg: Mapping) -> Search:
@@ -65,12 +66,15 @@ class Search:
     def __call__(self, model: LAS, feats: torch.Tensor, lengths: torch.Tensor, frames: bool = False
                  ) -> list[Hypothesis]:
         """feats (B, T, F), lengths (B,) -> one hypothesis per utterance. frames=True also fills each
-        token's most attended listener frame for greedy search (beam search always does)."""
+        token's most attended listener frame for greedy search (beam search and CTC greedy always do; the latter
+        gives the frame where the token's CTC path starts)."""
         if self.method == "beam":
             for fused in (self.lm, self.lexicon):
                 if fused is not None:
                     fused.to(feats.device)
             return beam_search(model, feats, lengths, self.beam, self.lm, self.lexicon)
+        if self.method == "ctc_greedy":
+            return [Hypothesis(t, f, 0.0) for t, f in zip(*ctc_greedy_decode(model, feats, lengths))]
         tokens, alignments = greedy_decode(model, feats, lengths, self.max_len_ratio, keep_alignments=frames)
         if not frames:
             return [Hypothesis(t, [], 0.0) for t in tokens]

@@ -16,18 +16,32 @@ class LAS(nn.Module):
 
     Token ids follow `CharTokenizer`: 0 = CTC blank (never predicted by the speller), 1 = <sos/eos>.
     Loss = ctc_weight * CTC(listener) + (1 - ctc_weight) * label-smoothed cross entropy(speller).
+
+    ctc_upsample: CTC frames per listener frame. Character CTC needs a frame per character, and one more between
+    doubled letters; at 4x subsampling (40 ms frames) fast speech has fewer frames than that, so CTC can hardly
+    emit blanks or cannot align at all. The CTC head then predicts k frames from each listener frame.
     """
 
     def __init__(self, listener: nn.Module, speller: Speller, vocab_size: int, ctc_weight: float = 0.3,
-                 label_smoothing: float = 0.1, sos_eos: int = 1, blank: int = 0):
+                 label_smoothing: float = 0.1, sos_eos: int = 1, blank: int = 0, ctc_upsample: int = 1):
         super().__init__()
+        if ctc_upsample < 1:
+            raise ValueError(f"ctc_upsample must be at least 1, got {ctc_upsample}")
         self.listener, self.speller = listener, speller
-        self.ctc_head = nn.Linear(listener.output_dim, vocab_size) if ctc_weight > 0 else None
-        self.ctc_weight, self.label_smoothing = ctc_weight, label_smoothing
+        self.ctc_head = nn.Linear(listener.output_dim, ctc_upsample * vocab_size) if ctc_weight > 0 else None
+        self.ctc_weight, self.label_smoothing, self.ctc_upsample = ctc_weight, label_smoothing, ctc_upsample
         self.sos_eos, self.blank, self.vocab_size = sos_eos, blank, vocab_size
 
     def encode(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.listener(feats, lengths)
+
+    def ctc_log_probs(self, memory: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Listener output (B, T', D), lengths (B,) -> CTC log-probabilities (B, k T', V) in fp32 and their
+        lengths k * lengths; the k CTC frames of listener frame t are k t ... k t + k - 1."""
+        b, t, _ = memory.shape
+        # fp32 from the logits on: under bf16/fp16 autocast a low-precision log-softmax would skew CTC
+        logits = self.ctc_head(memory).float().view(b, t * self.ctc_upsample, self.vocab_size)
+        return logits.log_softmax(-1), lengths * self.ctc_upsample
 
     def forward(self, feats: torch.Tensor, feat_lengths: torch.Tensor, targets: torch.Tensor,
                 target_lengths: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -48,10 +62,9 @@ class LAS(nn.Module):
         result = {"att_loss": att_loss, "accuracy": accuracy}
         loss = att_loss
         if self.ctc_head is not None:
-            # fp32 from the logits on: under bf16/fp16 autocast a low-precision log-softmax would skew CTC
-            log_probs = self.ctc_head(memory).float().log_softmax(-1).transpose(0, 1)  # (T', B, V)
-            ctc_loss = F.ctc_loss(log_probs, targets, mem_lengths, target_lengths, blank=self.blank,
-                                  zero_infinity=True)
+            log_probs, ctc_lengths = self.ctc_log_probs(memory, mem_lengths)
+            ctc_loss = F.ctc_loss(log_probs.transpose(0, 1), targets, ctc_lengths, target_lengths,
+                                  blank=self.blank, zero_infinity=True)
             result["ctc_loss"] = ctc_loss
             loss = self.ctc_weight * ctc_loss + (1 - self.ctc_weight) * att_loss
         result["loss"] = loss
@@ -65,4 +78,6 @@ def build_model(cfg: DictConfig | dict, vocab_size: int, feat_dim: int) -> LAS:
     listener = instantiate(cfg.listener, input_dim=feat_dim)
     attention = instantiate(cfg.attention, query_dim=cfg.speller.hidden, memory_dim=listener.output_dim)
     speller = Speller(vocab_size, listener.output_dim, attention, **OmegaConf.to_container(cfg.speller))
-    return LAS(listener, speller, vocab_size, ctc_weight=cfg.ctc_weight, label_smoothing=cfg.label_smoothing)
+    # models exported before ctc_upsample existed have no such key: one CTC frame per listener frame
+    return LAS(listener, speller, vocab_size, ctc_weight=cfg.ctc_weight, label_smoothing=cfg.label_smoothing,
+               ctc_upsample=cfg.get("ctc_upsample", 1))
