@@ -27,6 +27,7 @@ from ..modeldir import write_model_config
 from ..models.las import LAS, build_model
 from ..scoring import score
 from . import distributed
+from .allocator import keep_freed_memory
 from .checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from .schedule import lr_factor
 
@@ -85,6 +86,8 @@ class Trainer:
         self.dist = distributed.setup(cfg.device)
         self.device, self.main = self.dist.device, self.dist.main
         torch.set_num_threads(cfg.threads)
+        if cfg.get("keep_freed_memory", False):
+            keep_freed_memory()
         torch.manual_seed(t.seed)
         random.seed(t.seed)
         np.random.seed(t.seed)
