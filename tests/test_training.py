@@ -198,8 +198,9 @@ def test_accumulated_step_equals_one_step_on_the_joined_gradient(tiny_corpus, tm
 @pytest.mark.slow
 def test_mid_epoch_resume_is_exact_with_accumulation_augmentation_and_workers(tiny_corpus, tmp_path):
     manifests = tiny_corpus / "manifests"
+    # dropout stays on: its RNG must be restored too
     common = ["train.max_epochs=1", "train.accum_steps=2", "data.speed_perturb=[0.9,1.0,1.1]",
-              "specaug.start_epoch=0", "device=cpu"]  # dropout stays on: its RNG must be restored too
+              "specaug.enabled=true", "specaug.start_epoch=0", "device=cpu"]
     straight = Trainer(train_config(manifests, tmp_path / "a", *common))
     straight.run()
     assert straight.state["step"] >= 2
