@@ -101,8 +101,7 @@ def test_ctc_scorer_reads_one_posterior_per_group_of_hypotheses():
 
 def tiny_model(attention, seed=0, ctc_upsample=1):
     """attention: a name in ATTENTIONS or an attention config."""
-    config = small_config()
-    config.ctc_upsample = ctc_upsample
+    config = small_config(ctc_upsample=ctc_upsample)
     config.attention = attention if isinstance(attention, dict) else ATTENTIONS[attention]
     torch.manual_seed(seed)
     model = build_model(config, vocab_size=9, feat_dim=20).eval()

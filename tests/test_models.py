@@ -27,7 +27,7 @@ ATTENTIONS = {
 }
 
 
-def small_config(listener="conv", ctc_weight=0.3, attention="location", attention_first=False):
+def small_config(listener="conv", ctc_weight=0.3, attention="location", attention_first=False, ctc_upsample=1):
     listeners = {
         "conv": {"_target_": "asr.models.listener.ConvBLSTMListener", "channels": 4, "hidden": 16, "layers": 2,
                  "pyramid": [], "dropout": 0.0},
@@ -37,7 +37,7 @@ def small_config(listener="conv", ctc_weight=0.3, attention="location", attentio
         "listener": listeners[listener],
         "attention": ATTENTIONS[attention],
         "speller": {"embed_dim": 8, "hidden": 24, "layers": 1, "dropout": 0.0, "attention_first": attention_first},
-        "ctc_weight": ctc_weight, "label_smoothing": 0.1})
+        "ctc_weight": ctc_weight, "ctc_upsample": ctc_upsample, "label_smoothing": 0.1})
 
 
 @pytest.mark.parametrize("listener, reduction", [
@@ -137,8 +137,7 @@ def test_loss_ignores_padding_in_targets():
 
 
 def test_upsampled_ctc_head_gives_k_frames_per_listener_frame():
-    config = small_config()
-    config.ctc_upsample = 2
+    config = small_config(ctc_upsample=2)
     torch.manual_seed(0)
     model = build_model(config, vocab_size=10, feat_dim=20).eval()
     memory, lengths = torch.randn(2, 5, model.listener.output_dim), torch.tensor([5, 3])
@@ -159,8 +158,7 @@ def test_upsampled_ctc_aligns_more_characters_than_listener_frames():
     tokens, token_lengths = torch.tensor([[2, 3, 3, 4, 5, 6, 7]]), torch.tensor([7])
     losses = {}
     for k in (1, 2):
-        config = small_config(ctc_weight=1.0)
-        config.ctc_upsample = k
+        config = small_config(ctc_weight=1.0, ctc_upsample=k)
         torch.manual_seed(0)
         model = build_model(config, vocab_size=10, feat_dim=20).eval()
         assert model.encode(feats, lengths)[1].tolist() == [4]

@@ -544,7 +544,7 @@ def write_transcripts(root: Path, plan: list[PlannedUtterance]) -> None:
     for directory, lines in chapters.items():
         directory.mkdir(parents=True, exist_ok=True)
         write_text_atomic(directory / f"{directory.parent.name}-{directory.name}.trans.txt",
-                               "".join(sorted(lines)))
+                          "".join(sorted(lines)))
 
 
 def write_speakers(root: Path, speakers: list[Speaker], plan: list[PlannedUtterance],
