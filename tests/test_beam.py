@@ -99,9 +99,9 @@ def test_ctc_scorer_reads_one_posterior_per_group_of_hypotheses():
                        copied.extend(r[:, 3:], last[3:], 2, rows, tokens)[1])
 
 
-def tiny_model(attention, seed=0, ctc_upsample=1):
+def tiny_model(attention, seed=0, ctc_upsample=1, ctc_layers=0):
     """attention: a name in ATTENTIONS or an attention config."""
-    config = small_config(ctc_upsample=ctc_upsample)
+    config = small_config(ctc_upsample=ctc_upsample, ctc_layers=ctc_layers)
     config.attention = attention if isinstance(attention, dict) else ATTENTIONS[attention]
     torch.manual_seed(seed)
     model = build_model(config, vocab_size=9, feat_dim=20).eval()
@@ -211,13 +211,14 @@ def test_ctc_beam_runs_past_one_token_per_frame():
     assert all(h.score < -1e8 for h in hyps)  # the CTC weight's share of log 0
 
 
-@pytest.mark.parametrize("candidates, upsample", [(0, 1), (1000, 1), (0, 2)])  # the 2K pre-beam, every
-def test_joint_score_is_the_attention_plus_the_ctc_log_likelihood(candidates, upsample):  # candidate CTC-scored
+@pytest.mark.parametrize("candidates, upsample, layers", [(0, 1, 0), (1000, 1, 0), (0, 2, 0), (0, 2, 1)])
+def test_joint_score_is_the_attention_plus_the_ctc_log_likelihood(candidates, upsample, layers):
     """Each utterance's final score is (1 - w) log p_att(y, <eos>) + w log p_ctc(y), recomputed independently:
-    the CTC state a hypothesis carries is the one of its own candidate, through every step and compaction."""
-    model = tiny_model("location", seed=6, ctc_upsample=upsample)
+    the CTC state a hypothesis carries is the one of its own candidate, through every step and compaction.
+    candidates: 0 scores the 2K pre-beam with CTC, 1000 every candidate; layers: the CTC head's own BLSTMs."""
+    model = tiny_model("location", seed=6, ctc_upsample=upsample, ctc_layers=layers)
     with torch.no_grad():  # mostly blank, as a trained CTC head: near-uniform posteriors favour the longest outputs
-        model.ctc_head.bias.view(upsample, -1)[:, BLANK] += 2.0
+        model.ctc_head.out.bias.view(upsample, -1)[:, BLANK] += 2.0
     feats, lengths = torch.randn(3, 64, 20), torch.tensor([64, 50, 40])
     w = 0.4
     hyps = beam_search(model, feats, lengths, BeamOptions(beam_size=3, ctc_weight=w, ctc_candidates=candidates))
@@ -232,11 +233,11 @@ def test_joint_score_is_the_attention_plus_the_ctc_log_likelihood(candidates, up
         assert hyp.score == pytest.approx((1 - w) * att + w * float(ctc), abs=1e-3)
 
 
-@pytest.mark.parametrize("upsample", [1, 2])
-def test_ctc_greedy_is_each_utterance_best_path_collapsed(upsample):
+@pytest.mark.parametrize("upsample, layers", [(1, 0), (2, 0), (2, 1)])
+def test_ctc_greedy_is_each_utterance_best_path_collapsed(upsample, layers):
     """Batched CTC greedy decoding equals, per utterance alone, the argmax of every CTC frame with repeats
     merged and blanks dropped; padding frames add nothing, and each token's frame is where its run starts."""
-    model = tiny_model("location", seed=4, ctc_upsample=upsample)
+    model = tiny_model("location", seed=4, ctc_upsample=upsample, ctc_layers=layers)
     feats, lengths = torch.randn(3, 64, 20), torch.tensor([64, 45, 30])
     tokens, frames = ctc_greedy_decode(model, feats, lengths)
     for i in range(3):

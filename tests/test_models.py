@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -27,7 +28,8 @@ ATTENTIONS = {
 }
 
 
-def small_config(listener="conv", ctc_weight=0.3, attention="location", attention_first=False, ctc_upsample=1):
+def small_config(listener="conv", ctc_weight=0.3, attention="location", attention_first=False, ctc_upsample=1,
+                 ctc_layers=0):
     listeners = {
         "conv": {"_target_": "asr.models.listener.ConvBLSTMListener", "channels": 4, "hidden": 16, "layers": 2,
                  "pyramid": [], "dropout": 0.0},
@@ -37,7 +39,8 @@ def small_config(listener="conv", ctc_weight=0.3, attention="location", attentio
         "listener": listeners[listener],
         "attention": ATTENTIONS[attention],
         "speller": {"embed_dim": 8, "hidden": 24, "layers": 1, "dropout": 0.0, "attention_first": attention_first},
-        "ctc_weight": ctc_weight, "ctc_upsample": ctc_upsample, "label_smoothing": 0.1})
+        "ctc_weight": ctc_weight, "ctc_upsample": ctc_upsample, "ctc_layers": ctc_layers, "ctc_hidden": 12,
+        "label_smoothing": 0.1})
 
 
 @pytest.mark.parametrize("listener, reduction", [
@@ -149,6 +152,37 @@ def test_upsampled_ctc_head_gives_k_frames_per_listener_frame():
     moved[:, 2] += 1.0
     changed = (model.ctc_log_probs(moved, lengths)[0] - log_probs).abs().amax(-1) > 0
     assert changed.tolist() == [[False] * 4 + [True] * 2 + [False] * 4] * 2
+
+
+def test_ctc_head_with_layers_sees_each_utterance_alone_and_trains_them():
+    """A BLSTM in the CTC head: padding a shorter utterance into a batch changes none of its log-probabilities,
+    they sum to one per CTC frame, and the CTC loss reaches the head's own layers and the listener."""
+    torch.manual_seed(0)
+    model = build_model(small_config(ctc_upsample=2, ctc_layers=1), vocab_size=10, feat_dim=20).eval()
+    memory, lengths = torch.randn(2, 7, model.listener.output_dim), torch.tensor([7, 4])
+    log_probs, ctc_lengths = model.ctc_log_probs(memory, lengths)
+    assert log_probs.shape == (2, 14, 10) and ctc_lengths.tolist() == [14, 8]
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(2, 14))
+    alone, _ = model.ctc_log_probs(memory[1:, :4], lengths[1:])
+    assert torch.allclose(log_probs[1, :8], alone[0], atol=1e-6)
+    model.train()
+    feats, lengths, tokens, token_lengths = tiny_batch()
+    model(feats, lengths, tokens, token_lengths)["ctc_loss"].backward()
+    for p in (*model.ctc_head.lstms.parameters(), *model.listener.parameters()):
+        assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+def test_linear_ctc_head_loads_weights_saved_before_it_had_layers():
+    """Models saved before the head had layers hold its projection as ctc_head.weight / ctc_head.bias."""
+    torch.manual_seed(0)
+    model = build_model(small_config(), vocab_size=10, feat_dim=20).eval()
+    old = {k.replace("ctc_head.out.", "ctc_head."): v.clone() + 1.0 if k.startswith("ctc_head") else v
+           for k, v in model.state_dict().items()}
+    assert "ctc_head.weight" in old and "ctc_head.out.weight" not in old
+    model.load_state_dict(old)  # strict: every key found
+    memory, lengths = torch.randn(1, 5, model.listener.output_dim), torch.tensor([5])
+    expected = F.linear(memory, old["ctc_head.weight"], old["ctc_head.bias"]).log_softmax(-1)
+    assert torch.allclose(model.ctc_log_probs(memory, lengths)[0], expected, atol=1e-6)
 
 
 def test_upsampled_ctc_aligns_more_characters_than_listener_frames():

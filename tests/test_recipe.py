@@ -10,7 +10,7 @@ import pytest
 
 from .conftest import ROOT, TINY_MODEL, TINY_SYNTH
 
-STAGES = ["synthesize", "prepare", "lm", "train", "decode", "score", "export"]
+STAGES = ["synthesize", "prepare", "lm", "train", "ctc", "decode", "score", "export"]
 
 
 @pytest.mark.slow
@@ -20,6 +20,7 @@ def test_mini_recipe_end_to_end(tmp_path):
            "--exp", str(tmp_path / "exp"), "--synth", " ".join(TINY_SYNTH),
            "--train", " ".join([*TINY_MODEL, "train.max_epochs=2"]),
            "--lm", "train.max_epochs=1 model.hidden=32 model.layers=1 threads=1",
+           "--ctc", "fit.passes=1 ctc.hidden=16 threads=1",
            "--decode", "search.beam_size=2"]  # an untrained model's hypotheses run to the length limit
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -31,9 +32,11 @@ def test_mini_recipe_end_to_end(tmp_path):
         assert row["utterances"] == 6 and row["words"] > 0
         assert 0 <= row["wer"] and 0 <= row["cer"] and row["rtf"] > 0
         assert set(row) == {"wer", "cer", "sub", "del", "ins", "words", "utterances", "rtf"}
-        hyp = (exp / "las" / "decode" / part / "hyp.txt").read_text().splitlines()
+        hyp = (exp / "las_ctc" / "decode" / part / "hyp.txt").read_text().splitlines()
         assert len(hyp) == 6
-    assert len(list((exp / "las" / "decode" / "test-seen").glob("alignment-*.png"))) == 3
+    assert len(list((exp / "las_ctc" / "decode" / "test-seen").glob("alignment-*.png"))) == 3
+    # stage 5's model (with the fitted head, or its own when that was no better) is the one decoded and exported
+    assert (exp / "model" / "config.yaml").read_text() == (exp / "las_ctc" / "config.yaml").read_text()
     assert "| test-seen |" in result.stdout and "| test-unseen |" in result.stdout
     assert {"config.yaml", "tokenizer.json", "norm.json", "model.pt"} <= {p.name for p in (exp / "model").iterdir()}
     assert {"lm.pt", "lexicon.tsv", "bigrams.tsv"} <= {p.name for p in (exp / "lm").iterdir()}

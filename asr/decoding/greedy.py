@@ -59,15 +59,22 @@ def ctc_greedy_decode(model: LAS, feats: torch.Tensor, lengths: torch.Tensor
     if model.ctc_head is None:
         raise ValueError("CTC greedy decoding needs a model trained with a CTC head (ctc_weight > 0)")
     memory, mem_lengths = model.encode(feats, lengths)
-    log_probs, ctc_lengths = model.ctc_log_probs(memory, mem_lengths)
-    best = log_probs.argmax(-1)  # (B, T'')
+    tokens, ctc_frames = ctc_best_paths(*model.ctc_log_probs(memory, mem_lengths), model.blank)
+    return tokens, [[f // model.ctc_upsample for f in row] for row in ctc_frames]
+
+
+def ctc_best_paths(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int
+                   ) -> tuple[list[list[int]], list[list[int]]]:
+    """CTC log-probabilities (B, T, V), lengths (B,) -> per utterance the most probable token of every frame,
+    repeats merged, blanks dropped; and the CTC frame where each token starts."""
+    best = log_probs.argmax(-1)  # (B, T)
     starts = torch.ones_like(best, dtype=torch.bool)
     starts[:, 1:] = best[:, 1:] != best[:, :-1]
-    keep = starts & (best != model.blank)
-    keep &= torch.arange(best.shape[1], device=best.device)[None, :] < ctc_lengths[:, None]
+    keep = starts & (best != blank)
+    keep &= torch.arange(best.shape[1], device=best.device)[None, :] < lengths[:, None]
     tokens, frames = [], []
     for row, kept in zip(best, keep):
         where = kept.nonzero().squeeze(1)
         tokens.append(row[where].tolist())
-        frames.append((where // model.ctc_upsample).tolist())
+        frames.append(where.tolist())
     return tokens, frames

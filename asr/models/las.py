@@ -8,6 +8,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from .ctc_head import CTCHead
 from .speller import Speller
 
 
@@ -17,18 +18,17 @@ class LAS(nn.Module):
     Token ids follow `CharTokenizer`: 0 = CTC blank (never predicted by the speller), 1 = <sos/eos>.
     Loss = ctc_weight * CTC(listener) + (1 - ctc_weight) * label-smoothed cross entropy(speller).
 
-    ctc_upsample: CTC frames per listener frame. Character CTC needs a frame per character, and one more between
-    doubled letters; at 4x subsampling (40 ms frames) fast speech has fewer frames than that, so CTC can hardly
-    emit blanks or cannot align at all. The CTC head then predicts k frames from each listener frame.
+    ctc_upsample, ctc_layers, ctc_hidden: the CTC head's frames per listener frame and BLSTM layers of its own
+    (asr/models/ctc_head.py); `asr-fit-ctc` fits such a head on a trained model's listener.
     """
 
     def __init__(self, listener: nn.Module, speller: Speller, vocab_size: int, ctc_weight: float = 0.3,
-                 label_smoothing: float = 0.1, sos_eos: int = 1, blank: int = 0, ctc_upsample: int = 1):
+                 label_smoothing: float = 0.1, sos_eos: int = 1, blank: int = 0, ctc_upsample: int = 1,
+                 ctc_layers: int = 0, ctc_hidden: int = 256):
         super().__init__()
-        if ctc_upsample < 1:
-            raise ValueError(f"ctc_upsample must be at least 1, got {ctc_upsample}")
         self.listener, self.speller = listener, speller
-        self.ctc_head = nn.Linear(listener.output_dim, ctc_upsample * vocab_size) if ctc_weight > 0 else None
+        self.ctc_head = (CTCHead(listener.output_dim, vocab_size, ctc_upsample, ctc_layers, ctc_hidden)
+                         if ctc_weight > 0 else None)
         self.ctc_weight, self.label_smoothing, self.ctc_upsample = ctc_weight, label_smoothing, ctc_upsample
         self.sos_eos, self.blank, self.vocab_size = sos_eos, blank, vocab_size
 
@@ -38,10 +38,7 @@ class LAS(nn.Module):
     def ctc_log_probs(self, memory: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Listener output (B, T', D), lengths (B,) -> CTC log-probabilities (B, k T', V) in fp32 and their
         lengths k * lengths; the k CTC frames of listener frame t are k t ... k t + k - 1."""
-        b, t, _ = memory.shape
-        # fp32 from the logits on: under bf16/fp16 autocast a low-precision log-softmax would skew CTC
-        logits = self.ctc_head(memory).float().view(b, t * self.ctc_upsample, self.vocab_size)
-        return logits.log_softmax(-1), lengths * self.ctc_upsample
+        return self.ctc_head(memory, lengths)
 
     def forward(self, feats: torch.Tensor, feat_lengths: torch.Tensor, targets: torch.Tensor,
                 target_lengths: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -78,6 +75,7 @@ def build_model(cfg: DictConfig | dict, vocab_size: int, feat_dim: int) -> LAS:
     listener = instantiate(cfg.listener, input_dim=feat_dim)
     attention = instantiate(cfg.attention, query_dim=cfg.speller.hidden, memory_dim=listener.output_dim)
     speller = Speller(vocab_size, listener.output_dim, attention, **OmegaConf.to_container(cfg.speller))
-    # models exported before ctc_upsample existed have no such key: one CTC frame per listener frame
+    # models exported before these keys existed: one CTC frame per listener frame, a linear head
     return LAS(listener, speller, vocab_size, ctc_weight=cfg.ctc_weight, label_smoothing=cfg.label_smoothing,
-               ctc_upsample=cfg.get("ctc_upsample", 1))
+               ctc_upsample=cfg.get("ctc_upsample", 1), ctc_layers=cfg.get("ctc_layers", 0),
+               ctc_hidden=cfg.get("ctc_hidden", 256))

@@ -38,8 +38,9 @@ done
 "$here/run.sh" --stop-stage 2 --data "$data" --exp "$exp/corpus" --synth "$synth_opts"
 one_variant() {
   echo "=== attention: $1 ==="
-  "$here/run.sh" --stage 4 --stop-stage 6 --data "$data" --exp "$exp/$1" \
-    --train "model/attention=$1 $train_opts" --decode "$decode_opts"
+  # stage 5's refitted CTC head is left out: each attention is decoded with the CTC head it was trained with
+  "$here/run.sh" --stage 4 --stop-stage 4 --data "$data" --exp "$exp/$1" --train "model/attention=$1 $train_opts"
+  "$here/run.sh" --stage 6 --stop-stage 7 --data "$data" --exp "$exp/$1" --decode "$decode_opts"
 }
 running=0
 for variant in $variants; do

@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
 # Mini recipe: synthesize an offline LibriSpeech-layout corpus with espeak-ng, prepare it, train a character
-# LM and write a word lexicon, train LAS with location-aware attention, decode (beam search with CTC, the LM
-# and the lexicon) and score the test parts, export a model directory.
+# LM and write a word lexicon, train LAS with location-aware attention, fit a stronger CTC head on its listener
+# for decoding, decode (beam search with CTC, the LM and the lexicon) and score the test parts, export a model
+# directory.
 #
 #   recipes/mini/run.sh [--stage N] [--stop-stage M] [--data DIR] [--exp DIR]
-#                       [--synth "k=v ..."] [--lm "k=v ..."] [--train "k=v ..."] [--decode "k=v ..."]
+#                       [--synth "k=v ..."] [--lm "k=v ..."] [--train "k=v ..."] [--ctc "k=v ..."]
+#                       [--decode "k=v ..."]
 #
-# Stages: 1 synthesize, 2 prepare, 3 lm, 4 train, 5 decode, 6 score, 7 export. Each is idempotent: finished
-# audio is not re-rendered, existing manifests are kept, a finished LM or lexicon is kept, training resumes from its
-# last checkpoint. Every setting lives in conf/ (synth.yaml, lm.yaml, train.yaml, decode.yaml); the options
-# add Hydra overrides. Decoding uses the LM of <exp>/lm when there is one.
+# Stages: 1 synthesize, 2 prepare, 3 lm, 4 train, 5 ctc (fit the decoding CTC head), 6 decode, 7 score, 8 export.
+# Each is idempotent: finished audio is not re-rendered, existing manifests are kept, a finished LM, lexicon or
+# CTC head is kept, training resumes from its last checkpoint. Every setting lives in conf/ (synth.yaml, lm.yaml,
+# train.yaml, fit_ctc.yaml, decode.yaml); the options add Hydra overrides. Decoding uses the LM of <exp>/lm when
+# there is one, and the model of <exp>/las_ctc (stage 5) when there is one, else <exp>/las.
 set -euo pipefail
 
 stage=1
-stop_stage=7
+stop_stage=8
 here=$(cd "$(dirname "$0")" && pwd)
 data=$here/data
 exp=$here/exp
 synth_opts=""
 train_opts=""
 lm_opts=""
+ctc_opts=""
 decode_opts=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -30,6 +34,7 @@ while [ $# -gt 0 ]; do
     --synth) synth_opts=$2; shift 2 ;;
     --train) train_opts=$2; shift 2 ;;
     --lm) lm_opts=$2; shift 2 ;;
+    --ctc) ctc_opts=$2; shift 2 ;;
     --decode) decode_opts=$2; shift 2 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -39,7 +44,8 @@ train=train-synth
 tests="test-seen test-unseen"
 subsets="$train dev-seen dev-unseen $tests"
 manifests=$data/manifests
-model=$exp/las
+trained=$exp/las    # asr-train's experiment directory
+with_ctc=$exp/las_ctc  # the same model with the CTC head of stage 5
 lm=$exp/lm
 # the LM also reads the bundled LibriSpeech transcripts that no synthesized utterance speaks (asr-train-lm
 # removes every dev and test sentence from its training text)
@@ -61,7 +67,7 @@ prepare() {
 
 train_model() {
   # shellcheck disable=SC2086
-  asr-train exp_dir="$model" data.manifest_dir="$manifests" data.train="$train" data.dev=dev-seen resume=true $train_opts
+  asr-train exp_dir="$trained" data.manifest_dir="$manifests" data.train="$train" data.dev=dev-seen resume=true $train_opts
 }
 
 train_lm() {
@@ -82,8 +88,23 @@ train_lm() {
   fi
 }
 
+fit_ctc() {
+  if [ -f "$with_ctc/config.yaml" ] && [ "$with_ctc/config.yaml" -nt "$trained/model.pt" ]; then
+    echo "CTC head exists: $with_ctc"
+  else
+    # shellcheck disable=SC2086
+    asr-fit-ctc model_dir="$trained" out_dir="$with_ctc" data.manifest_dir="$manifests" data.train="$train" \
+      data.dev=dev-seen $ctc_opts
+  fi
+}
+
+model_dir() {  # the model that decoding, scoring and export use
+  if [ -f "$with_ctc/config.yaml" ]; then echo "$with_ctc"; else echo "$trained"; fi
+}
+
 decode() {
-  local with_lm=""
+  local with_lm="" model
+  model=$(model_dir)
   if [ -f "$lm/lm.pt" ]; then with_lm="search.lm_dir=$lm"; fi
   for part in $tests; do
     # shellcheck disable=SC2086
@@ -93,7 +114,8 @@ decode() {
 }
 
 score() {
-  local pairs=()
+  local pairs=() model
+  model=$(model_dir)
   for part in $tests; do
     pairs+=(--pair "$part" "$model/decode/$part/ref.txt" "$model/decode/$part/hyp.txt")
   done
@@ -101,7 +123,7 @@ score() {
 }
 
 export_model() {
-  asr-export "$model" "$exp/model"
+  asr-export "$(model_dir)" "$exp/model"
   # the exported directory must transcribe on its own
   asr-transcribe --model "$exp/model" "$(head -n 1 "$manifests/test-seen.jsonl" | python -c 'import json,sys; print(json.load(sys.stdin)["audio"])')"
 }
@@ -110,12 +132,13 @@ run_stage 1 synthesize synthesize
 run_stage 2 prepare prepare
 run_stage 3 lm train_lm
 run_stage 4 train train_model
-run_stage 5 decode decode
-run_stage 6 score score
-run_stage 7 export export_model
+run_stage 5 ctc fit_ctc
+run_stage 6 decode decode
+run_stage 7 score score
+run_stage 8 export export_model
 
 if [ -f "$exp/scores.json" ]; then
   echo "=== results ($exp/results.json) ==="
-  python -m asr.cli.results collect --scores "$exp/scores.json" --decode "$model/decode" \
+  python -m asr.cli.results collect --scores "$exp/scores.json" --decode "$(model_dir)/decode" \
     --stages "$exp/stage_seconds.json" --out "$exp/results.json"
 fi

@@ -1,0 +1,84 @@
+"""asr-fit-ctc: a new CTC head fitted on a trained model's frozen listener."""
+
+import csv
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+import asr.cli.fit_ctc as fit_ctc_module
+from asr.cli import CONF_DIR
+from asr.cli.fit_ctc import fit_ctc
+from asr.modeldir import load_model_dir
+
+
+def fit_config(corpus, model_dir, out_dir, *overrides):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
+        return compose("fit_ctc", overrides=[f"model_dir={model_dir}", f"out_dir={out_dir}",
+                                             f"data.manifest_dir={corpus / 'manifests'}", "threads=1",
+                                             "ctc.hidden=16", "fit.lr=3e-3", *overrides])
+
+
+def test_fit_ctc_writes_the_same_model_with_a_fitted_head(tiny_corpus, tiny_model, tmp_path, monkeypatch):
+    # the tiny model's listener is too weak for any head to beat its own on dev, so its own head is scored
+    # as if it were worse (the first evaluation is of that head); the fitted heads are scored as they are
+    calls, real_evaluate = [], fit_ctc_module.evaluate
+
+    def own_head_scored_worse(*args):
+        loss, cer = real_evaluate(*args)
+        calls.append(cer)
+        return (loss, 1000.0) if len(calls) == 1 else (loss, cer)
+
+    monkeypatch.setattr(fit_ctc_module, "evaluate", own_head_scored_worse)
+    source = tiny_model
+    source_bytes = (source / "model.pt").read_bytes()
+    out = tmp_path / "with_ctc"
+    result = fit_ctc(fit_config(tiny_corpus, source, out, "fit.passes=3"))
+    assert result["replaced"] and result["old_dev_ctc_cer"] == 1000.0 and len(calls) == 4
+
+    old, _, _, _ = load_model_dir(source)
+    new, _, _, _ = load_model_dir(out)
+    assert (source / "model.pt").read_bytes() == source_bytes  # the source model is left alone
+    assert new.ctc_upsample == 2 and len(new.ctc_head.lstms) == 1 and new.ctc_head.lstms[0].hidden_size == 16
+    old_state, new_state = old.state_dict(), new.state_dict()
+    kept = [k for k in old_state if not k.startswith("ctc_head.")]
+    assert kept and all(torch.equal(old_state[k], new_state[k]) for k in kept)  # listener and speller unchanged
+
+    rows = list(csv.DictReader((out / "fit_ctc_log.csv").open()))
+    assert len(rows) == 3
+    losses = [float(r["train_ctc_loss"]) for r in rows]
+    assert losses[-1] < losses[0]  # the head learns from the frozen listener's outputs
+    cers = [float(r["dev_ctc_cer"]) for r in rows]
+    assert result["dev_ctc_cer"] == min(cers) and sum(int(r["best"]) for r in rows) >= 1
+    assert result["pass"] == min(range(3), key=lambda i: (cers[i], float(rows[i]["dev_ctc_loss"])))
+
+    # the directory holds the best pass: its dev CER is the one the log gives for that pass
+    cfg = fit_config(tiny_corpus, source, out)
+    from asr.data.batching import FeatureDataset
+    from asr.training.trainer import load_split
+
+    model, tokenizer, logmel, norm = load_model_dir(out)
+    dev_utts = load_split(cfg, cfg.data.dev)
+    dataset = FeatureDataset(dev_utts, tokenizer, logmel, norm, cache=False)
+    dev = fit_ctc_module.listener_memories(model, dataset, 20000, "dev")
+    _, cer = real_evaluate(model.ctc_head, dev, dev_utts, tokenizer, model.blank, 20000)
+    assert cer == pytest.approx(result["dev_ctc_cer"])
+
+
+def test_fit_ctc_keeps_the_models_own_head_when_the_fitted_one_is_worse(tiny_corpus, tiny_model, tmp_path):
+    out = tmp_path / "with_ctc"
+    result = fit_ctc(fit_config(tiny_corpus, tiny_model, out, "fit.passes=1", "fit.lr=1e-9"))  # a random head
+    assert not result["replaced"] and result["dev_ctc_cer"] > result["old_dev_ctc_cer"]
+    assert "ctc_layers" not in (out / "config.yaml").read_text()
+    old, new = load_model_dir(tiny_model)[0].state_dict(), load_model_dir(out)[0].state_dict()
+    assert old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in old)
+
+
+def test_fit_ctc_refuses_to_overwrite_its_source(tiny_corpus, tiny_model):
+    with pytest.raises(ValueError, match="out_dir must differ from model_dir"):
+        fit_ctc(fit_config(tiny_corpus, tiny_model, tiny_model))
+
+
+def test_fit_ctc_names_a_missing_model(tiny_corpus, tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a model directory"):
+        fit_ctc(fit_config(tiny_corpus, tmp_path / "nothing", tmp_path / "out"))
