@@ -29,8 +29,13 @@ class LAS(nn.Module):
         self.listener, self.speller = listener, speller
         self.ctc_head = (CTCHead(listener.output_dim, vocab_size, ctc_upsample, ctc_layers, ctc_hidden)
                          if ctc_weight > 0 else None)
-        self.ctc_weight, self.label_smoothing, self.ctc_upsample = ctc_weight, label_smoothing, ctc_upsample
+        self.ctc_weight, self.label_smoothing = ctc_weight, label_smoothing
         self.sos_eos, self.blank, self.vocab_size = sos_eos, blank, vocab_size
+
+    @property
+    def ctc_upsample(self) -> int:
+        """CTC frames per listener frame (the head's own setting; 1 without a head)."""
+        return self.ctc_head.upsample if self.ctc_head is not None else 1
 
     def encode(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.listener(feats, lengths)
