@@ -21,7 +21,6 @@ from pathlib import Path
 
 import hydra
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
@@ -46,15 +45,14 @@ def listener_memories(model, dataset, max_frames: int, desc: str) -> list[tuple[
     return out
 
 
-def ctc_loss(head, items: list[tuple[torch.Tensor, torch.Tensor]], blank: int) -> torch.Tensor:
-    """The head's CTC loss over (memory, tokens) pairs, reduced as in training: each utterance's loss over its
-    number of tokens, averaged over the batch."""
+def head_outputs(head, items: list[tuple[torch.Tensor, torch.Tensor]]
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The head over (memory, tokens) pairs: CTC log-probabilities (B, k T', V), their lengths, the padded tokens
+    (B, U) and their lengths, as `ctc_loss` takes them."""
     memory = pad_sequence([m for m, _ in items], batch_first=True)
-    lengths = torch.tensor([len(m) for m, _ in items])
-    log_probs, ctc_lengths = head(memory, lengths)
+    log_probs, lengths = head(memory, torch.tensor([len(m) for m, _ in items]))
     targets = pad_sequence([t for _, t in items], batch_first=True)
-    return F.ctc_loss(log_probs.transpose(0, 1), targets, ctc_lengths, torch.tensor([len(t) for _, t in items]),
-                      blank=blank, zero_infinity=True)
+    return log_probs, lengths, targets, torch.tensor([len(t) for _, t in items])
 
 
 @torch.no_grad()
@@ -62,16 +60,16 @@ def evaluate(head, items, utts, tokenizer, blank: int, max_frames: int) -> tuple
     """Dev CTC loss and the CER of the head's best paths (repeats merged, blanks dropped)."""
     from ..data.batching import bucket_batches
     from ..decoding.greedy import ctc_best_paths
+    from ..models.ctc_head import ctc_loss
     from ..scoring import score
 
     was_training = head.training
     head.eval()
     total, hyps = 0.0, {}
     for idx in bucket_batches([u.duration for u in utts], max_frames):
-        batch = [items[i] for i in idx]
-        total += ctc_loss(head, batch, blank).item() * len(idx)
-        memory = pad_sequence([m for m, _ in batch], batch_first=True)
-        tokens, _ = ctc_best_paths(*head(memory, torch.tensor([len(m) for m, _ in batch])), blank)
+        log_probs, lengths, targets, target_lengths = head_outputs(head, [items[i] for i in idx])
+        total += ctc_loss(log_probs, lengths, targets, target_lengths, blank).item() * len(idx)
+        tokens, _ = ctc_best_paths(log_probs, lengths, blank)
         hyps.update({utts[i].id: tokenizer.decode(t) for i, t in zip(idx, tokens)})
     head.train(was_training)
     return total / len(items), score({u.id: u.text for u in utts}, hyps)["cer"]
@@ -81,7 +79,7 @@ def fit_ctc(cfg: DictConfig) -> dict:
     """Fit as conf/fit_ctc.yaml says and write out_dir; returns the dev figures of the old and the new head."""
     from ..data.batching import FeatureDataset, bucket_batches
     from ..modeldir import FILES, load_model_dir
-    from ..models.ctc_head import CTCHead
+    from ..models.ctc_head import CTCHead, ctc_loss
     from ..training.checkpoint import save_atomic
     from ..training.trainer import load_split
 
@@ -129,7 +127,7 @@ def fit_ctc(cfg: DictConfig) -> dict:
             group["lr"] = lr
         bar = tqdm(batches, desc=f"ctc head pass {n}", unit="batch", dynamic_ncols=True)
         for idx in bar:
-            loss = ctc_loss(head, [train[i] for i in idx], model.blank)
+            loss = ctc_loss(*head_outputs(head, [train[i] for i in idx]), model.blank)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(head.parameters(), cfg.fit.grad_clip)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .listener import run_lstm
@@ -42,6 +43,13 @@ class CTCHead(nn.Module):
         # fp32 from the logits on: under bf16/fp16 autocast a low-precision log-softmax would skew CTC
         logits = self.out(x).float().view(b, t * self.upsample, self.vocab_size)
         return logits.log_softmax(-1), lengths * self.upsample
+
+
+def ctc_loss(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor,
+             blank: int) -> torch.Tensor:
+    """CTCHead's output (B, T, V) and lengths (B,), targets (B, U) padded -> the loss training uses: each
+    utterance's loss over its number of tokens, averaged over the batch (an utterance that cannot align adds 0)."""
+    return F.ctc_loss(log_probs.transpose(0, 1), targets, lengths, target_lengths, blank=blank, zero_infinity=True)
 
 
 def _rename_bare_projection(module, state_dict, prefix, *args) -> None:

@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from .ctc_head import CTCHead
+from .ctc_head import CTCHead, ctc_loss
 from .speller import Speller
 
 
@@ -64,11 +64,9 @@ class LAS(nn.Module):
         result = {"att_loss": att_loss, "accuracy": accuracy}
         loss = att_loss
         if self.ctc_head is not None:
-            log_probs, ctc_lengths = self.ctc_log_probs(memory, mem_lengths)
-            ctc_loss = F.ctc_loss(log_probs.transpose(0, 1), targets, ctc_lengths, target_lengths,
-                                  blank=self.blank, zero_infinity=True)
-            result["ctc_loss"] = ctc_loss
-            loss = self.ctc_weight * ctc_loss + (1 - self.ctc_weight) * att_loss
+            ctc = ctc_loss(*self.ctc_log_probs(memory, mem_lengths), targets, target_lengths, self.blank)
+            result["ctc_loss"] = ctc
+            loss = self.ctc_weight * ctc + (1 - self.ctc_weight) * att_loss
         result["loss"] = loss
         return result
 
