@@ -75,6 +75,20 @@ def test_fit_ctc_keeps_the_models_own_head_when_the_fitted_one_is_worse(tiny_cor
     assert old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in old)
 
 
+def test_fit_ctc_without_the_listener_cache_fits_the_same_head(tiny_corpus, tiny_model, tmp_path):
+    # the slow path (the listener run again for every batch of every pass) against the cached one: the same
+    # batches in the same order, so the same head up to the rounding of batching utterances differently
+    logs = []
+    for cache in ("true", "false"):
+        out = tmp_path / f"cache_{cache}"
+        fit_ctc(fit_config(tiny_corpus, tiny_model, out, "fit.passes=2", "device=cpu", f"fit.cache_listener={cache}"))
+        logs.append([float(r[k]) for r in csv.DictReader((out / "fit_ctc_log.csv").open())
+                     for k in ("train_ctc_loss", "dev_ctc_loss", "dev_ctc_cer")])
+    cached, streamed = logs
+    assert len(cached) == 6 and cached[3] < cached[0]  # two passes; the head learned
+    assert streamed == pytest.approx(cached, rel=1e-3)  # every pass: train loss, dev loss, dev CER
+
+
 def test_fit_ctc_refuses_to_overwrite_its_source(tiny_corpus, tiny_model):
     with pytest.raises(ValueError, match="out_dir must differ from model_dir"):
         fit_ctc(fit_config(tiny_corpus, tiny_model, tiny_model))

@@ -4,6 +4,7 @@ LibriSpeech recordings kept in tests/data."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ from .test_download import REAL, ArchiveServer, make_archive
 STAND_INS = {"train-clean-100": "train-synth", "dev-clean": "dev-seen", "dev-other": "dev-unseen",
              "test-clean": "test-seen", "test-other": "test-unseen"}
 EVAL = ["dev-clean", "dev-other", "test-clean", "test-other"]
-STAGES = ["download", "extract", "manifests", "stats", "tokenizer", "train", "average", "decode", "score"]
+STAGES = ["download", "extract", "manifests", "stats", "tokenizer", "train", "average", "ctc", "decode", "score"]
 
 
 def test_real_recordings_read_as_librispeech():
@@ -67,7 +68,8 @@ def test_librispeech_recipe_end_to_end(tiny_corpus, tmp_path):
         train_opts = [*TINY_MODEL, "train.max_epochs=2", "data.speed_perturb=null", "data.num_workers=0",
                       "data.dev_max_utts=6"]
         cmd = ["bash", str(ROOT / "recipes" / "librispeech" / "run.sh"), "--data", str(data), "--exp", str(exp),
-               "--data-opts", " ".join(data_opts), "--train", " ".join(train_opts), "--average", "2"]
+               "--data-opts", " ".join(data_opts), "--train", " ".join(train_opts), "--average", "2",
+               "--ctc", "ctc.hidden=16"]
         result = subprocess.run(cmd, capture_output=True, text=True, env=env)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert len(server.requests) == 6  # five archives, one of them resumed once
@@ -106,10 +108,13 @@ def test_librispeech_recipe_end_to_end(tiny_corpus, tmp_path):
         row = results[part]
         assert row["utterances"] == 6 and row["words"] > 0 and row["rtf"] > 0
         assert row["wer"] == pytest.approx(100 * (row["sub"] + row["del"] + row["ins"]) / row["words"], abs=0.01)
+        # decoded with stage 8's model (the same weights with a fitted CTC head, or its own when that is better)
+        assert json.loads((exp / "decode" / part / "decode.json").read_text())["model_dir"] == str(exp / "las_ctc")
         hyp = (exp / "decode" / part / "hyp.txt").read_text().splitlines()
         ref = (exp / "decode" / part / "ref.txt").read_text().splitlines()
         assert len(hyp) == len(ref) == 6
         assert f"| {part} |" in result.stdout
+    assert len(list(csv.DictReader((exp / "las_ctc" / "fit_ctc_log.csv").open()))) == 3  # conf/fit_ctc.yaml's passes
     if shutil.which("asr-average", path=env["PATH"]):
         assert (exp / "model_avg" / "model.pt").is_file()
     else:  # the average stage is optional until asr-average exists; decoding then uses the best epoch

@@ -56,8 +56,8 @@ def decode_manifest(cfg: DictConfig) -> dict:
     refs = {u.id: u.text for u in utts}
     for name, texts in (("hyp.txt", hyps), ("ref.txt", refs)):
         (out / name).write_text("".join(f"{k} {texts[k]}\n" for k in sorted(texts)))
-    result = {**score(refs, hyps), "search": search.method, "rtf": round(seconds / audio, 5),
-              "decode_seconds": round(seconds, 2), "audio_seconds": round(audio, 2)}
+    result = {**score(refs, hyps), "model_dir": str(cfg.model_dir), "search": search.method,
+              "rtf": round(seconds / audio, 5), "decode_seconds": round(seconds, 2), "audio_seconds": round(audio, 2)}
     (out / "decode.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
 

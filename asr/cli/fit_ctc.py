@@ -4,7 +4,8 @@ Training and decoding want different CTC heads. In training, a linear head with 
 teaches the listener the character rate, and the attention locks sooner (README, run H). Beam search's CTC prefix
 scores want the best CTC model the listener can carry: more frames per listener frame (room for the blank
 between doubled letters) and BLSTM layers of its own. The listener's outputs over the training set are computed
-once, the new head is fitted on them, the pass with the best dev CTC greedy CER is kept, and ``out_dir`` becomes
+once (or, with ``fit.cache_listener=false`` for large corpora, again for each batch of each pass), the new head
+is fitted on them, the pass with the best dev CTC greedy CER is kept, and ``out_dir`` becomes
 a model directory with the same listener and speller and the new head (or the model's own head, when the new
 one is no better on dev: ``out_dir`` is always the model to decode with).
 """
@@ -31,17 +32,27 @@ LOG_FIELDS = ["pass", "lr", "train_ctc_loss", "dev_ctc_loss", "dev_ctc_cer", "se
 
 
 @torch.no_grad()  # not inference_mode: the outputs are inputs of the head's training
+def encode_batch(model, dataset, idx: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(memory (T', D), tokens (U,)) of the utterances idx of a FeatureDataset, on the model's device."""
+    from ..data.batching import collate
+
+    device = next(model.parameters()).device
+    batch = collate([dataset[i] for i in idx])
+    memory, lengths = model.encode(batch["feats"].to(device), batch["feat_lengths"].to(device))
+    tokens = batch["tokens"].to(device)
+    return [(memory[row, : lengths[row]].clone(), tokens[row, : batch["token_lengths"][row]])
+            for row in range(len(idx))]
+
+
 def listener_memories(model, dataset, max_frames: int, desc: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(memory (T', D), tokens (U,)) of every utterance of a FeatureDataset, in its order."""
-    from ..data.batching import bucket_batches, collate
+    from ..data.batching import bucket_batches
 
     out: list = [None] * len(dataset)
-    batches = bucket_batches([u.duration for u in dataset.utts], max_frames)
-    for idx in tqdm(batches, desc=desc, unit="batch", leave=False):
-        batch = collate([dataset[i] for i in idx])
-        memory, lengths = model.encode(batch["feats"], batch["feat_lengths"])
-        for row, i in enumerate(idx):
-            out[i] = (memory[row, : lengths[row]].clone(), batch["tokens"][row, : batch["token_lengths"][row]])
+    for idx in tqdm(bucket_batches([u.duration for u in dataset.utts], max_frames), desc=desc, unit="batch",
+                    leave=False):
+        for i, item in zip(idx, encode_batch(model, dataset, idx)):
+            out[i] = item
     return out
 
 
@@ -49,10 +60,11 @@ def head_outputs(head, items: list[tuple[torch.Tensor, torch.Tensor]]
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The head over (memory, tokens) pairs: CTC log-probabilities (B, k T', V), their lengths, the padded tokens
     (B, U) and their lengths, as `ctc_loss` takes them."""
+    device = items[0][0].device
     memory = pad_sequence([m for m, _ in items], batch_first=True)
-    log_probs, lengths = head(memory, torch.tensor([len(m) for m, _ in items]))
+    log_probs, lengths = head(memory, torch.tensor([len(m) for m, _ in items], device=device))
     targets = pad_sequence([t for _, t in items], batch_first=True)
-    return log_probs, lengths, targets, torch.tensor([len(t) for _, t in items])
+    return log_probs, lengths, targets, torch.tensor([len(t) for _, t in items], device=device)
 
 
 @torch.no_grad()
@@ -91,7 +103,9 @@ def fit_ctc(cfg: DictConfig) -> dict:
         raise ValueError(f"fit.passes must be at least 1, got {cfg.fit.passes}")
     if source.resolve() == out.resolve():
         raise ValueError(f"{out}: out_dir must differ from model_dir (the source model stays as it is)")
+    device = torch.device(cfg.device if cfg.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu")
     model, tokenizer, logmel, norm = load_model_dir(source)
+    model.to(device)
     if model.ctc_head is None:
         raise ValueError(f"{source}: the model has no CTC head (trained with ctc_weight 0), so beam search "
                          "does not read one; train it with a CTC weight")
@@ -102,15 +116,23 @@ def fit_ctc(cfg: DictConfig) -> dict:
         empty = cfg.data.train if not train_utts else cfg.data.dev
         raise ValueError(f"{cfg.data.manifest_dir}/{empty}.jsonl: no utterances")
     start = time.time()
-    train = listener_memories(model, FeatureDataset(train_utts, tokenizer, logmel, norm, cache=False),
-                              cfg.fit.encode_max_frames, "listener (train)")
+    train_set = FeatureDataset(train_utts, tokenizer, logmel, norm, cache=False)
+    if cfg.fit.cache_listener:  # computed once for every pass
+        cached = listener_memories(model, train_set, cfg.fit.encode_max_frames, "listener (train)")
+
+        def train_batch(idx):
+            return [cached[i] for i in idx]
+    else:  # computed again in every pass: memory stays that of one batch, whatever the corpus
+        def train_batch(idx):
+            return encode_batch(model, train_set, idx)
     dev = listener_memories(model, FeatureDataset(dev_utts, tokenizer, logmel, norm, cache=False),
                             cfg.fit.encode_max_frames, "listener (dev)")
     encode_seconds = time.time() - start
     old_loss, old_cer = evaluate(model.ctc_head, dev, dev_utts, tokenizer, model.blank, cfg.fit.encode_max_frames)
     tqdm.write(f"asr-fit-ctc: the model's own head: dev CTC loss {old_loss:.3f}, CTC greedy CER {old_cer:.2f}%")
 
-    head = CTCHead(model.listener.output_dim, len(tokenizer), cfg.ctc.upsample, cfg.ctc.layers, cfg.ctc.hidden)
+    head = CTCHead(model.listener.output_dim, len(tokenizer), cfg.ctc.upsample, cfg.ctc.layers,
+                   cfg.ctc.hidden).to(device)
     optimizer = torch.optim.Adam(head.parameters(), lr=cfg.fit.lr)
     batches = bucket_batches([u.duration for u in train_utts], cfg.fit.max_frames)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,7 +149,7 @@ def fit_ctc(cfg: DictConfig) -> dict:
             group["lr"] = lr
         bar = tqdm(batches, desc=f"ctc head pass {n}", unit="batch", dynamic_ncols=True)
         for idx in bar:
-            loss = ctc_loss(*head_outputs(head, [train[i] for i in idx]), model.blank)
+            loss = ctc_loss(*head_outputs(head, train_batch(idx)), model.blank)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(head.parameters(), cfg.fit.grad_clip)
@@ -151,8 +173,9 @@ def fit_ctc(cfg: DictConfig) -> dict:
     head.load_state_dict(best.pop("state"))
     model_cfg = OmegaConf.load(source / "config.yaml")
     replaced = best["dev_ctc_cer"] < old_cer
+    model.cpu()
     if replaced:
-        model.ctc_head = head
+        model.ctc_head = head.cpu()
         model_cfg.model.ctc_upsample, model_cfg.model.ctc_layers = cfg.ctc.upsample, cfg.ctc.layers
         model_cfg.model.ctc_hidden = cfg.ctc.hidden
     else:  # out_dir is still the model decoding should use: the source, head and all

@@ -4,11 +4,12 @@
 #
 #   recipes/librispeech/run.sh [--stage N] [--stop-stage M] [--data DIR] [--exp DIR] [--ngpu N]
 #                              [--config NAME] [--data-opts "key=value ..."] [--train "key=value ..."]
-#                              [--average N] [--decode "key=value ..."]
+#                              [--average N] [--ctc "key=value ..."] [--decode "key=value ..."]
 #
 # Stages: 1 download, 2 extract, 3 manifests, 4 normalization stats, 5 tokenizer, 6 train, 7 average checkpoints,
-# 8 decode, 9 score, 10 results. Each is idempotent: verified archives are not fetched again (a partial download
-# resumes), finished extractions are marked, manifests/stats/tokenizer are kept, training resumes from last.pt.
+# 8 ctc (fit the decoding CTC head), 9 decode, 10 score, 11 results. Each is idempotent: verified archives are not
+# fetched again (a partial download resumes), finished extractions are marked, manifests/stats/tokenizer are kept,
+# training resumes from last.pt, a fitted head newer than its model is kept.
 #
 # Settings:
 #   conf/librispeech/data.yaml   subsets (train-clean-100 by default; 960 h or mini LibriSpeech by override),
@@ -20,6 +21,9 @@
 #                                mocha_100h, mocha_960h): each lists `train` in its defaults and overrides it, and
 #                                names the paper it follows. --train adds Hydra overrides on top, e.g.
 #                                --train "train.precision=bf16 train.accum_steps=2 data.speed_perturb=null"
+#   conf/fit_ctc.yaml            stage 8 (asr-fit-ctc: a CTC head fitted on the frozen listener for beam search,
+#                                the listener run again in every pass); --ctc adds overrides. To decode with the
+#                                trained head instead, run --stop-stage 7, then --stage 9
 #   conf/decode.yaml             decoding; --decode adds overrides
 #
 # Needs: about 16 GB of disk for train-clean-100 + dev/test (7.7 GB of archives in DATA/archives, which can be
@@ -30,7 +34,7 @@
 set -euo pipefail
 
 stage=1
-stop_stage=10
+stop_stage=11
 here=$(cd "$(dirname "$0")" && pwd)
 data=$here/data
 exp=$here/exp
@@ -39,6 +43,7 @@ config=las_100h
 data_opts=""
 train_opts=""
 decode_opts=""
+ctc_opts=""
 average=10
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -51,6 +56,7 @@ while [ $# -gt 0 ]; do
     --data-opts) data_opts=$2; shift 2 ;;
     --train) train_opts=$2; shift 2 ;;
     --decode) decode_opts=$2; shift 2 ;;
+    --ctc) ctc_opts=$2; shift 2 ;;
     --average) average=$2; shift 2 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -68,6 +74,7 @@ all_sets=$(echo "$train_sets $dev_sets $test_sets" | tr ' ' '\n' | awk '!seen[$0
 eval_sets=$(echo "$dev_sets $test_sets" | tr ' ' '\n' | awk '!seen[$0]++' | tr '\n' ' ')
 manifests=$data/manifests
 model=$exp/las
+with_ctc=$exp/las_ctc  # stage 8's model: the trained (or averaged) one with the fitted CTC head
 mkdir -p "$exp"
 
 # shellcheck source=recipes/stages.sh
@@ -112,8 +119,30 @@ average_checkpoints() {
   fi
 }
 
-decode_dir() {  # the model directory to decode: the average when the average stage made one
+trained_dir() {  # the trained model: the average when the average stage made one
   if [ -f "$exp/model_avg/model.pt" ]; then echo "$exp/model_avg"; else echo "$model"; fi
+}
+
+fit_ctc() {
+  local source
+  source=$(trained_dir)
+  if [ -f "$with_ctc/config.yaml" ] && [ "$with_ctc/config.yaml" -nt "$source/model.pt" ]; then
+    echo "CTC head exists: $with_ctc"
+  else
+    # shellcheck disable=SC2086
+    asr-fit-ctc model_dir="$source" out_dir="$with_ctc" data.manifest_dir="$manifests" data.train=train \
+      data.dev="$valid" fit.cache_listener=false $ctc_opts
+  fi
+}
+
+decode_dir() {  # the model directory to decode: stage 8's when it is newer than the trained one
+  local source
+  source=$(trained_dir)
+  if [ -f "$with_ctc/config.yaml" ] && [ "$with_ctc/config.yaml" -nt "$source/model.pt" ]; then
+    echo "$with_ctc"
+  else
+    echo "$source"
+  fi
 }
 
 decode() {
@@ -145,6 +174,7 @@ run_stage 4 stats prepare stats
 run_stage 5 tokenizer prepare tokenizer
 run_stage 6 train train_model
 run_stage 7 average average_checkpoints
-run_stage 8 decode decode
-run_stage 9 score score
-run_stage 10 results results
+run_stage 8 ctc fit_ctc
+run_stage 9 decode decode
+run_stage 10 score score
+run_stage 11 results results
