@@ -311,7 +311,9 @@ class Trainer:
                                 lr=f"{self.lr:.2e}", audio_s_per_s=f"{audio / (time.time() - start):.0f}")
                 if self.state["train_seconds"] >= self.budget:
                     if self.main:
-                        tqdm.write(f"wall-clock budget of {t.max_minutes} min reached")
+                        tqdm.write(f"wall-clock budget of {t.max_minutes} min reached in epoch {epoch} of "
+                                   f"{t.max_epochs}: a slower machine trains fewer epochs, a weaker model "
+                                   f"(train.max_minutes=null trains all {t.max_epochs})")
                     stop = True
                     break
                 if t.stop_after_steps and steps_this_run >= t.stop_after_steps:
