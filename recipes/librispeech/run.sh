@@ -123,26 +123,22 @@ trained_dir() {  # the trained model: the average when the average stage made on
   if [ -f "$exp/model_avg/model.pt" ]; then echo "$exp/model_avg"; else echo "$model"; fi
 }
 
+ctc_is_current() {  # stage 8's model exists and was fitted after the trained model was written
+  [ -f "$with_ctc/config.yaml" ] && [ "$with_ctc/config.yaml" -nt "$(trained_dir)/model.pt" ]
+}
+
 fit_ctc() {
-  local source
-  source=$(trained_dir)
-  if [ -f "$with_ctc/config.yaml" ] && [ "$with_ctc/config.yaml" -nt "$source/model.pt" ]; then
+  if ctc_is_current; then
     echo "CTC head exists: $with_ctc"
   else
     # shellcheck disable=SC2086
-    asr-fit-ctc model_dir="$source" out_dir="$with_ctc" data.manifest_dir="$manifests" data.train=train \
+    asr-fit-ctc model_dir="$(trained_dir)" out_dir="$with_ctc" data.manifest_dir="$manifests" data.train=train \
       data.dev="$valid" fit.cache_listener=false $ctc_opts
   fi
 }
 
-decode_dir() {  # the model directory to decode: stage 8's when it is newer than the trained one
-  local source
-  source=$(trained_dir)
-  if [ -f "$with_ctc/config.yaml" ] && [ "$with_ctc/config.yaml" -nt "$source/model.pt" ]; then
-    echo "$with_ctc"
-  else
-    echo "$source"
-  fi
+decode_dir() {  # the model directory to decode: stage 8's when it is current, else the trained one
+  if ctc_is_current; then echo "$with_ctc"; else trained_dir; fi
 }
 
 decode() {
