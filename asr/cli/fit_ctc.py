@@ -93,6 +93,7 @@ def fit_ctc(cfg: DictConfig) -> dict:
     from ..modeldir import FILES, load_model_dir
     from ..models.ctc_head import CTCHead, ctc_loss
     from ..training.checkpoint import save_atomic
+    from ..training.distributed import pick_device
     from ..training.trainer import load_split
 
     torch.set_num_threads(cfg.threads)
@@ -103,7 +104,7 @@ def fit_ctc(cfg: DictConfig) -> dict:
         raise ValueError(f"fit.passes must be at least 1, got {cfg.fit.passes}")
     if source.resolve() == out.resolve():
         raise ValueError(f"{out}: out_dir must differ from model_dir (the source model stays as it is)")
-    device = torch.device(cfg.device if cfg.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(cfg.device)
     model, tokenizer, logmel, norm = load_model_dir(source)
     model.to(device)
     if model.ctc_head is None:
