@@ -61,7 +61,7 @@ def test_fit_ctc_writes_the_same_model_with_a_fitted_head(tiny_corpus, tiny_mode
     model, tokenizer, logmel, norm = load_model_dir(out)
     dev_utts = load_split(cfg, cfg.data.dev)
     dataset = FeatureDataset(dev_utts, tokenizer, logmel, norm, cache=False)
-    dev = fit_ctc_module.listener_memories(model, dataset, 20000, "dev")
+    dev = fit_ctc_module.listener_memories(model, dataset, [u.duration for u in dev_utts], 20000, "dev")
     _, cer = real_evaluate(model.ctc_head, dev, dev_utts, tokenizer, model.blank, 20000)
     assert cer == pytest.approx(result["dev_ctc_cer"])
 
@@ -87,6 +87,33 @@ def test_fit_ctc_without_the_listener_cache_fits_the_same_head(tiny_corpus, tiny
     cached, streamed = logs
     assert len(cached) == 6 and cached[3] < cached[0]  # two passes; the head learned
     assert streamed == pytest.approx(cached, rel=1e-3)  # every pass: train loss, dev loss, dev CER
+
+
+def test_fit_ctc_with_speed_perturbation_learns_from_every_speed(tiny_corpus, tiny_model, tmp_path, monkeypatch):
+    """fit.speed_perturb: the cached listener outputs hold each training utterance once per factor (slower
+    speech, more frames), and a pass goes over all of them."""
+    cached, counted = {}, []
+    real_memories, real_outputs = fit_ctc_module.listener_memories, fit_ctc_module.head_outputs
+
+    def keep(model, dataset, durations, max_frames, desc):
+        cached[desc] = real_memories(model, dataset, durations, max_frames, desc)
+        return cached[desc]
+
+    def count(head, items):
+        counted.append(len(items))
+        return real_outputs(head, items)
+
+    monkeypatch.setattr(fit_ctc_module, "listener_memories", keep)
+    monkeypatch.setattr(fit_ctc_module, "head_outputs", count)
+    fit_ctc(fit_config(tiny_corpus, tiny_model, tmp_path / "out", "fit.passes=1", "fit.speed_perturb=[0.8,1.2]"))
+    train = cached["listener (train)"]
+    n = len(train) // 2
+    assert len(train) == 2 * n and n > 0
+    for slow, fast in zip(train[:n], train[n:]):
+        assert torch.equal(slow[1], fast[1])  # the same transcript
+        assert len(slow[0]) > len(fast[0])  # 0.8x speed lasts longer: more listener frames
+    dev_items = len(cached["listener (dev)"])
+    assert sum(counted) == 2 * n + dev_items * 2  # one pass over both copies; dev before and after it
 
 
 def test_fit_ctc_refuses_to_overwrite_its_source(tiny_corpus, tiny_model):

@@ -172,6 +172,21 @@ def test_ctc_head_with_layers_sees_each_utterance_alone_and_trains_them():
         assert p.grad is not None and p.grad.abs().sum() > 0
 
 
+def test_ctc_head_dropout_acts_in_training_only():
+    """With dropout the head's training outputs vary from call to call; in eval mode they are those of the same
+    weights without dropout, so a head fitted with dropout decodes like any other."""
+    from asr.models.ctc_head import CTCHead
+
+    torch.manual_seed(0)
+    plain, dropped = CTCHead(16, 10, upsample=2, layers=2, hidden=8), CTCHead(16, 10, 2, 2, 8, dropout=0.3)
+    dropped.load_state_dict(plain.state_dict())
+    memory, lengths = torch.randn(2, 7, 16), torch.tensor([7, 5])
+    first, second = dropped(memory, lengths)[0], dropped(memory, lengths)[0]
+    assert not torch.allclose(first, second)
+    plain.eval(), dropped.eval()
+    assert torch.equal(dropped(memory, lengths)[0], plain(memory, lengths)[0])
+
+
 def test_linear_ctc_head_loads_weights_saved_before_it_had_layers():
     """Models saved before the head had layers hold its projection as ctc_head.weight / ctc_head.bias."""
     torch.manual_seed(0)

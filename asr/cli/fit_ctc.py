@@ -5,7 +5,8 @@ teaches the listener the character rate, and the attention locks sooner (README,
 scores want the best CTC model the listener can carry: more frames per listener frame (room for the blank
 between doubled letters) and BLSTM layers of its own. The listener's outputs over the training set are computed
 once (or, with ``fit.cache_listener=false`` for large corpora, again for each batch of each pass), the new head
-is fitted on them, the pass with the best dev CTC greedy CER is kept, and ``out_dir`` becomes
+is fitted on them (with ``fit.speed_perturb``, on those of each speed-perturbed copy of the training set, and with
+``ctc.dropout``), the pass with the best dev CTC greedy CER is kept, and ``out_dir`` becomes
 a model directory with the same listener and speller and the new head (or the model's own head, when the new
 one is no better on dev: ``out_dir`` is always the model to decode with).
 """
@@ -44,13 +45,13 @@ def encode_batch(model, dataset, idx: list[int]) -> list[tuple[torch.Tensor, tor
             for row in range(len(idx))]
 
 
-def listener_memories(model, dataset, max_frames: int, desc: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(memory (T', D), tokens (U,)) of every utterance of a FeatureDataset, in its order."""
+def listener_memories(model, dataset, durations: list[float], max_frames: int, desc: str
+                      ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(memory (T', D), tokens (U,)) of every item of a dataset of FeatureDataset items, in its order."""
     from ..data.batching import bucket_batches
 
     out: list = [None] * len(dataset)
-    for idx in tqdm(bucket_batches([u.duration for u in dataset.utts], max_frames), desc=desc, unit="batch",
-                    leave=False):
+    for idx in tqdm(bucket_batches(durations, max_frames), desc=desc, unit="batch", leave=False):
         for i, item in zip(idx, encode_batch(model, dataset, idx)):
             out[i] = item
     return out
@@ -117,9 +118,13 @@ def fit_ctc(cfg: DictConfig) -> dict:
         empty = cfg.data.train if not train_utts else cfg.data.dev
         raise ValueError(f"{cfg.data.manifest_dir}/{empty}.jsonl: no utterances")
     start = time.time()
-    train_set = FeatureDataset(train_utts, tokenizer, logmel, norm, cache=False)
+    # one item per utterance and speed factor: a pass goes over every copy
+    factors = [float(f) for f in cfg.fit.speed_perturb or [1.0]]
+    train_set = torch.utils.data.ConcatDataset(
+        [FeatureDataset(train_utts, tokenizer, logmel, norm, cache=False, speed_perturb=[f]) for f in factors])
+    train_durations = [u.duration / f for f in factors for u in train_utts]
     if cfg.fit.cache_listener:  # computed once for every pass
-        cached = listener_memories(model, train_set, cfg.fit.encode_max_frames, "listener (train)")
+        cached = listener_memories(model, train_set, train_durations, cfg.fit.encode_max_frames, "listener (train)")
 
         def train_batch(idx):
             return [cached[i] for i in idx]
@@ -127,15 +132,15 @@ def fit_ctc(cfg: DictConfig) -> dict:
         def train_batch(idx):
             return encode_batch(model, train_set, idx)
     dev = listener_memories(model, FeatureDataset(dev_utts, tokenizer, logmel, norm, cache=False),
-                            cfg.fit.encode_max_frames, "listener (dev)")
+                            [u.duration for u in dev_utts], cfg.fit.encode_max_frames, "listener (dev)")
     encode_seconds = time.time() - start
     old_loss, old_cer = evaluate(model.ctc_head, dev, dev_utts, tokenizer, model.blank, cfg.fit.encode_max_frames)
     tqdm.write(f"asr-fit-ctc: the model's own head: dev CTC loss {old_loss:.3f}, CTC greedy CER {old_cer:.2f}%")
 
     head = CTCHead(model.listener.output_dim, len(tokenizer), cfg.ctc.upsample, cfg.ctc.layers,
-                   cfg.ctc.hidden).to(device)
+                   cfg.ctc.hidden, cfg.ctc.dropout).to(device)
     optimizer = torch.optim.Adam(head.parameters(), lr=cfg.fit.lr)
-    batches = bucket_batches([u.duration for u in train_utts], cfg.fit.max_frames)
+    batches = bucket_batches(train_durations, cfg.fit.max_frames)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "fit_ctc_log.csv"
     with log.open("w", newline="") as f:

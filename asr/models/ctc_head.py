@@ -18,9 +18,11 @@ class CTCHead(nn.Module):
     layers: BLSTM layers between the listener and the projection. The listener is shared with the speller; a
     head with layers of its own can model what only CTC needs (where a doubled letter's blank goes, a word's
     spelling from its neighbouring frames) without changing the memory the attention reads.
+    dropout: on the input of every BLSTM layer and of the projection, in training only.
     """
 
-    def __init__(self, input_dim: int, vocab_size: int, upsample: int = 1, layers: int = 0, hidden: int = 256):
+    def __init__(self, input_dim: int, vocab_size: int, upsample: int = 1, layers: int = 0, hidden: int = 256,
+                 dropout: float = 0.0):
         super().__init__()
         if upsample < 1:
             raise ValueError(f"ctc_upsample must be at least 1, got {upsample}")
@@ -30,6 +32,7 @@ class CTCHead(nn.Module):
             nn.LSTM(input_dim if i == 0 else 2 * hidden, hidden, batch_first=True, bidirectional=True)
             for i in range(layers))
         self.out = nn.Linear(2 * hidden if layers else input_dim, upsample * vocab_size)
+        self.dropout = nn.Dropout(dropout)
         self.upsample, self.vocab_size = upsample, vocab_size
         # models saved before the head had layers hold the projection as `ctc_head.weight` / `.bias`
         self.register_load_state_dict_pre_hook(_rename_bare_projection)
@@ -38,10 +41,10 @@ class CTCHead(nn.Module):
         """memory (B, T', D), lengths (B,) -> log-probabilities (B, k T', V) in fp32, lengths k * lengths."""
         x = memory
         for lstm in self.lstms:
-            x = run_lstm(lstm, x, lengths)
+            x = run_lstm(lstm, self.dropout(x), lengths)
         b, t, _ = x.shape
         # fp32 from the logits on: under bf16/fp16 autocast a low-precision log-softmax would skew CTC
-        logits = self.out(x).float().view(b, t * self.upsample, self.vocab_size)
+        logits = self.out(self.dropout(x)).float().view(b, t * self.upsample, self.vocab_size)
         return logits.log_softmax(-1), lengths * self.upsample
 
 
