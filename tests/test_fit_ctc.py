@@ -116,6 +116,40 @@ def test_fit_ctc_with_speed_perturbation_learns_from_every_speed(tiny_corpus, ti
     assert sum(counted) == 2 * n + dev_items * 2  # one pass over both copies; dev before and after it
 
 
+@pytest.mark.parametrize(("budget_s", "elapsed_s", "pass_s", "expected"), [
+    (600, 100, 50, 4),   # room for 10 more: the passes of the config
+    (600, 300, 100, 4),  # exactly 3 more
+    (600, 300, 101, 3),  # the fourth would overrun
+    (600, 500, 200, 1),  # no room for a second
+    (600, 700, 200, 1),  # over budget already: the pass that ran is kept
+])
+def test_the_budget_leaves_the_passes_that_fit(budget_s, elapsed_s, pass_s, expected):
+    assert fit_ctc_module.passes_within_budget(4, budget_s, elapsed_s, pass_s) == expected
+
+
+def test_fit_ctc_runs_the_passes_its_budget_leaves_the_last_at_the_final_rate(tiny_corpus, tiny_model, tmp_path,
+                                                                              monkeypatch):
+    timed = []
+
+    def two_fit(passes, budget_s, elapsed_s, pass_s):
+        timed.append((passes, budget_s, elapsed_s, pass_s))
+        return 2
+
+    monkeypatch.setattr(fit_ctc_module, "passes_within_budget", two_fit)
+    out = tmp_path / "out"
+    result = fit_ctc(fit_config(tiny_corpus, tiny_model, out, "fit.passes=4", "fit.max_minutes=5"))
+    (passes, budget_s, elapsed_s, pass_s), = timed  # asked once, after the first pass
+    assert (passes, budget_s) == (4, 300) and elapsed_s >= pass_s > 0
+    rows = list(csv.DictReader((out / "fit_ctc_log.csv").open()))
+    assert result["passes"] == 2 and [float(r["lr"]) for r in rows] == [3e-3, pytest.approx(3e-3 * 0.3)]
+
+    # a budget too small for a second pass: the first is the only one, at the full rate
+    monkeypatch.undo()
+    result = fit_ctc(fit_config(tiny_corpus, tiny_model, out, "fit.passes=3", "fit.max_minutes=1e-6"))
+    rows = list(csv.DictReader((out / "fit_ctc_log.csv").open()))
+    assert result["passes"] == 1 and [float(r["lr"]) for r in rows] == [3e-3]
+
+
 def test_fit_ctc_refuses_to_overwrite_its_source(tiny_corpus, tiny_model):
     with pytest.raises(ValueError, match="out_dir must differ from model_dir"):
         fit_ctc(fit_config(tiny_corpus, tiny_model, tiny_model))

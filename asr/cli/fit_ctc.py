@@ -6,9 +6,10 @@ scores want the best CTC model the listener can carry: more frames per listener 
 between doubled letters) and BLSTM layers of its own. The listener's outputs over the training set are computed
 once (or, with ``fit.cache_listener=false`` for large corpora, again for each batch of each pass), the new head
 is fitted on them (with ``fit.speed_perturb``, on those of each speed-perturbed copy of the training set, and with
-``ctc.dropout``), the pass with the best dev CTC greedy CER is kept, and ``out_dir`` becomes
-a model directory with the same listener and speller and the new head (or the model's own head, when the new
-one is no better on dev: ``out_dir`` is always the model to decode with).
+``ctc.dropout``; with ``fit.max_minutes``, as many passes as the budget leaves room for), the pass with the
+best dev CTC greedy CER is kept, and ``out_dir`` becomes a model directory with the same listener and speller
+and the new head (or the model's own head, when the new one is no better on dev: ``out_dir`` is always the
+model to decode with).
 """
 
 from __future__ import annotations
@@ -88,6 +89,15 @@ def evaluate(head, items, utts, tokenizer, blank: int, max_frames: int) -> tuple
     return total / len(items), score({u.id: u.text for u in utts}, hyps)["cer"]
 
 
+def passes_within_budget(passes: int, budget_s: float, elapsed_s: float, pass_s: float) -> int:
+    """How many of ``passes`` fit in ``budget_s`` seconds, once the first pass is done ``elapsed_s`` seconds into
+    the fit (listener outputs included) and took ``pass_s``: the passes after it are taken to last as long. At
+    least the one that ran; the passes are decided before the second starts, so that the last one that runs is
+    the one at the final learning rate."""
+    room = max(budget_s - elapsed_s, 0.0)
+    return max(1, min(passes, 1 + int(room // max(pass_s, 1e-9))))
+
+
 def fit_ctc(cfg: DictConfig) -> dict:
     """Fit as conf/fit_ctc.yaml says and write out_dir; returns the dev figures of the old and the new head."""
     from ..data.batching import FeatureDataset, bucket_batches
@@ -146,11 +156,13 @@ def fit_ctc(cfg: DictConfig) -> dict:
     with log.open("w", newline="") as f:
         csv.DictWriter(f, fieldnames=LOG_FIELDS).writeheader()
     best = {"dev_ctc_cer": math.inf, "dev_ctc_loss": math.inf}
-    for n in range(cfg.fit.passes):
+    passes = cfg.fit.passes  # the budget may lower it once the first pass has been timed
+    n = 0
+    while n < passes:
         pass_start, total = time.time(), 0.0
         rng.shuffle(batches)
         # the last pass at a lower rate settles the head (mini, 4 passes: dev CER 11.79, a cosine decay 12.35)
-        lr = cfg.fit.lr * (cfg.fit.final_lr_ratio if n == cfg.fit.passes - 1 and n > 0 else 1.0)
+        lr = cfg.fit.lr * (cfg.fit.final_lr_ratio if n == passes - 1 and n > 0 else 1.0)
         for group in optimizer.param_groups:
             group["lr"] = lr
         bar = tqdm(batches, desc=f"ctc head pass {n}", unit="batch", dynamic_ncols=True)
@@ -175,6 +187,13 @@ def fit_ctc(cfg: DictConfig) -> dict:
             csv.DictWriter(f, fieldnames=LOG_FIELDS).writerow(row)
         tqdm.write(f"ctc head pass {n}: train CTC loss {row['train_ctc_loss']:.3f}, dev CTC loss {dev_loss:.3f}, "
                    f"dev CTC greedy CER {dev_cer:.2f}%{' (best)' if row['best'] else ''}")
+        if n == 0 and cfg.fit.max_minutes:
+            passes = passes_within_budget(cfg.fit.passes, cfg.fit.max_minutes * 60, time.time() - start,
+                                          time.time() - pass_start)
+            if passes < cfg.fit.passes:
+                tqdm.write(f"asr-fit-ctc: the wall-clock budget of {cfg.fit.max_minutes} min leaves room for "
+                           f"{passes} of {cfg.fit.passes} passes (fit.max_minutes=null runs them all)")
+        n += 1
 
     head.load_state_dict(best.pop("state"))
     model_cfg = OmegaConf.load(source / "config.yaml")
@@ -197,6 +216,7 @@ def fit_ctc(cfg: DictConfig) -> dict:
     (out / "config.yaml.tmp").replace(out / "config.yaml")
     load_model_dir(out)  # a directory that does not load is not a result
     return {"old_dev_ctc_loss": round(old_loss, 4), "old_dev_ctc_cer": old_cer, **best, "replaced": replaced,
+            "passes": passes,
             "encode_seconds": round(encode_seconds, 1), "seconds": round(time.time() - start, 1)}
 
 

@@ -131,9 +131,10 @@ fit_ctc() {
   if ctc_is_current; then
     echo "CTC head exists: $with_ctc"
   else
+    # every pass of conf/fit_ctc.yaml: its wall-clock budget is the mini recipe's
     # shellcheck disable=SC2086
     asr-fit-ctc model_dir="$(trained_dir)" out_dir="$with_ctc" data.manifest_dir="$manifests" data.train=train \
-      data.dev="$valid" fit.cache_listener=false $ctc_opts
+      data.dev="$valid" fit.cache_listener=false fit.max_minutes=null $ctc_opts
   fi
 }
 
