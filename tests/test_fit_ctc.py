@@ -116,38 +116,66 @@ def test_fit_ctc_with_speed_perturbation_learns_from_every_speed(tiny_corpus, ti
     assert sum(counted) == 2 * n + dev_items * 2  # one pass over both copies; dev before and after it
 
 
-@pytest.mark.parametrize(("budget_s", "elapsed_s", "pass_s", "expected"), [
-    (600, 100, 50, 4),   # room for 10 more: the passes of the config
-    (600, 300, 100, 4),  # exactly 3 more
-    (600, 300, 101, 3),  # the fourth would overrun
-    (600, 500, 200, 1),  # no room for a second
-    (600, 700, 200, 1),  # over budget already: the pass that ran is kept
+@pytest.mark.parametrize(("done", "time_fraction", "expected"), [
+    (0, 0.0, False),     # the first batch
+    (19, 0.0, False),    # the last batch of pass 2 of 3 (10 batches a pass, no budget)
+    (20, 0.0, True),     # the first of pass 3: the last pass is the final rate's, exactly from its start
+    (5, 0.66, False),    # a budget two thirds spent: the full rate still
+    (5, 0.67, True),     # the clock's last third comes before the batches' last pass
 ])
-def test_the_budget_leaves_the_passes_that_fit(budget_s, elapsed_s, pass_s, expected):
-    assert fit_ctc_module.passes_within_budget(4, budget_s, elapsed_s, pass_s) == expected
+def test_the_final_rate_takes_the_last_share_of_the_batches_or_of_the_clock(done, time_fraction, expected):
+    assert fit_ctc_module.at_final_rate(done, 10, 3, time_fraction) == expected
+    assert not fit_ctc_module.at_final_rate(done, 10, 1, time_fraction)  # one pass: the full rate throughout
 
 
-def test_fit_ctc_runs_the_passes_its_budget_leaves_the_last_at_the_final_rate(tiny_corpus, tiny_model, tmp_path,
-                                                                              monkeypatch):
-    timed = []
+class FakeClock:
+    """A clock that only moves when told: a training batch costs 1 s, everything else nothing."""
 
-    def two_fit(passes, budget_s, elapsed_s, pass_s):
-        timed.append((passes, budget_s, elapsed_s, pass_s))
-        return 2
+    def __init__(self):
+        self.now = 0.0
 
-    monkeypatch.setattr(fit_ctc_module, "passes_within_budget", two_fit)
+    def __call__(self):
+        return self.now
+
+
+def test_fit_ctc_runs_until_its_budget_runs_out_mid_pass_ending_at_the_final_rate(tiny_corpus, tiny_model,
+                                                                                tmp_path, monkeypatch):
+    clock, rates, real_outputs = FakeClock(), [], fit_ctc_module.head_outputs
+    optimizers = []
+    real_adam = torch.optim.Adam
+
+    def adam(*args, **kwargs):
+        optimizers.append(real_adam(*args, **kwargs))
+        return optimizers[-1]
+
+    def one_second_a_batch(head, items):
+        if head.training:
+            clock.now += 1.0
+            rates.append(optimizers[-1].param_groups[0]["lr"])
+        return real_outputs(head, items)
+
+    monkeypatch.setattr(fit_ctc_module, "clock", clock)
+    monkeypatch.setattr(fit_ctc_module, "head_outputs", one_second_a_batch)
+    monkeypatch.setattr(torch.optim, "Adam", adam)
     out = tmp_path / "out"
-    result = fit_ctc(fit_config(tiny_corpus, tiny_model, out, "fit.passes=4", "fit.max_minutes=5"))
-    (passes, budget_s, elapsed_s, pass_s), = timed  # asked once, after the first pass
-    assert (passes, budget_s) == (4, 300) and elapsed_s >= pass_s > 0
-    rows = list(csv.DictReader((out / "fit_ctc_log.csv").open()))
-    assert result["passes"] == 2 and [float(r["lr"]) for r in rows] == [3e-3, pytest.approx(3e-3 * 0.3)]
+    fit_ctc(fit_config(tiny_corpus, tiny_model, out, "fit.passes=1"))  # no budget: one pass, to count its batches
+    per_pass = len(rates)
+    assert per_pass >= 4
 
-    # a budget too small for a second pass: the first is the only one, at the full rate
-    monkeypatch.undo()
-    result = fit_ctc(fit_config(tiny_corpus, tiny_model, out, "fit.passes=3", "fit.max_minutes=1e-6"))
+    rates.clear()
+    budget_s = per_pass + per_pass // 2  # a pass and a half of 1-second batches
+    result = fit_ctc(fit_config(tiny_corpus, tiny_model, out, "fit.passes=4", f"fit.max_minutes={budget_s / 60}"))
+    assert len(rates) == budget_s  # every second of the budget used, none beyond it
+    final = 0.75 * budget_s  # the last quarter of the clock (4 passes) at the final rate
+    assert rates == [pytest.approx(3e-3 * (0.3 if i >= final else 1.0)) for i in range(budget_s)]
     rows = list(csv.DictReader((out / "fit_ctc_log.csv").open()))
-    assert result["passes"] == 1 and [float(r["lr"]) for r in rows] == [3e-3]
+    assert [(int(r["pass"]), float(r["passes"])) for r in rows] == [(0, 1.0), (1, round(budget_s / per_pass, 2))]
+    assert result["passes"] == round(budget_s / per_pass, 2)
+
+    # a budget spent before the fitting begins: one batch, and its evaluation
+    rates.clear()
+    result = fit_ctc(fit_config(tiny_corpus, tiny_model, out, "fit.passes=3", "fit.max_minutes=1e-6"))
+    assert len(rates) == 1 and len(list(csv.DictReader((out / "fit_ctc_log.csv").open()))) == 1
 
 
 def test_fit_ctc_refuses_to_overwrite_its_source(tiny_corpus, tiny_model):

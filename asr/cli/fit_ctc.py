@@ -6,7 +6,7 @@ scores want the best CTC model the listener can carry: more frames per listener 
 between doubled letters) and BLSTM layers of its own. The listener's outputs over the training set are computed
 once (or, with ``fit.cache_listener=false`` for large corpora, again for each batch of each pass), the new head
 is fitted on them (with ``fit.speed_perturb``, on those of each speed-perturbed copy of the training set, and with
-``ctc.dropout``; with ``fit.max_minutes``, as many passes as the budget leaves room for), the pass with the
+``ctc.dropout``; with ``fit.max_minutes``, until the clock runs out, mid-pass if need be), the pass with the
 best dev CTC greedy CER is kept, and ``out_dir`` becomes a model directory with the same listener and speller
 and the new head (or the model's own head, when the new one is no better on dev: ``out_dir`` is always the
 model to decode with).
@@ -30,7 +30,9 @@ from tqdm import tqdm
 
 from . import CONF_DIR
 
-LOG_FIELDS = ["pass", "lr", "train_ctc_loss", "dev_ctc_loss", "dev_ctc_cer", "seconds", "best"]
+clock = time.monotonic  # the budget's clock (tests replace it)
+
+LOG_FIELDS = ["pass", "passes", "lr", "train_ctc_loss", "dev_ctc_loss", "dev_ctc_cer", "seconds", "best"]
 
 
 @torch.no_grad()  # not inference_mode: the outputs are inputs of the head's training
@@ -89,13 +91,11 @@ def evaluate(head, items, utts, tokenizer, blank: int, max_frames: int) -> tuple
     return total / len(items), score({u.id: u.text for u in utts}, hyps)["cer"]
 
 
-def passes_within_budget(passes: int, budget_s: float, elapsed_s: float, pass_s: float) -> int:
-    """How many of ``passes`` fit in ``budget_s`` seconds, once the first pass is done ``elapsed_s`` seconds into
-    the fit (listener outputs included) and took ``pass_s``: the passes after it are taken to last as long. At
-    least the one that ran; the passes are decided before the second starts, so that the last one that runs is
-    the one at the final learning rate."""
-    room = max(budget_s - elapsed_s, 0.0)
-    return max(1, min(passes, 1 + int(room // max(pass_s, 1e-9))))
+def at_final_rate(done: int, per_pass: int, passes: int, time_fraction: float) -> bool:
+    """Whether the next batch belongs to the fit's last 1/passes, which runs at the final learning rate: by the
+    batches done (``done`` of ``passes`` x ``per_pass``), or by the share of the time budget spent when that runs
+    out first, so a fit the clock cuts short still ends at the final rate (asr-train anneals by the clock too)."""
+    return passes > 1 and (done >= (passes - 1) * per_pass or time_fraction >= 1 - 1 / passes)
 
 
 def fit_ctc(cfg: DictConfig) -> dict:
@@ -127,7 +127,7 @@ def fit_ctc(cfg: DictConfig) -> dict:
     if not train_utts or not dev_utts:
         empty = cfg.data.train if not train_utts else cfg.data.dev
         raise ValueError(f"{cfg.data.manifest_dir}/{empty}.jsonl: no utterances")
-    start = time.time()
+    start = clock()
     # one item per utterance and speed factor: a pass goes over every copy
     factors = [float(f) for f in cfg.fit.speed_perturb or [1.0]]
     train_set = torch.utils.data.ConcatDataset(
@@ -143,8 +143,10 @@ def fit_ctc(cfg: DictConfig) -> dict:
             return encode_batch(model, train_set, idx)
     dev = listener_memories(model, FeatureDataset(dev_utts, tokenizer, logmel, norm, cache=False),
                             [u.duration for u in dev_utts], cfg.fit.encode_max_frames, "listener (dev)")
-    encode_seconds = time.time() - start
+    encode_seconds = clock() - start
+    evaluated = clock()
     old_loss, old_cer = evaluate(model.ctc_head, dev, dev_utts, tokenizer, model.blank, cfg.fit.encode_max_frames)
+    eval_seconds = clock() - evaluated
     tqdm.write(f"asr-fit-ctc: the model's own head: dev CTC loss {old_loss:.3f}, CTC greedy CER {old_cer:.2f}%")
 
     head = CTCHead(model.listener.output_dim, len(tokenizer), cfg.ctc.upsample, cfg.ctc.layers,
@@ -156,17 +158,34 @@ def fit_ctc(cfg: DictConfig) -> dict:
     with log.open("w", newline="") as f:
         csv.DictWriter(f, fieldnames=LOG_FIELDS).writeheader()
     best = {"dev_ctc_cer": math.inf, "dev_ctc_loss": math.inf}
-    passes = cfg.fit.passes  # the budget may lower it once the first pass has been timed
-    n = 0
-    while n < passes:
-        pass_start, total = time.time(), 0.0
+    # the budget covers the listener outputs and every evaluation: what is left, less the time of one evaluation
+    # (the last), is the fitting's; the clock stops it between batches, so none of the budget goes unused
+    budget_s = cfg.fit.max_minutes * 60 if cfg.fit.max_minutes else math.inf
+    fit_start = clock()
+    window_s = budget_s - (fit_start - start) - eval_seconds
+
+    def spent() -> float:  # share of the fitting's time used
+        return (clock() - fit_start) / window_s if window_s > 0 else math.inf
+
+    per_pass, passes = len(batches), cfg.fit.passes
+    done, stopped = 0, False
+    for n in range(passes):
+        if n > 0 and spent() >= 1:
+            stopped = True
+            break
+        pass_start, total, taken = clock(), 0.0, 0
         rng.shuffle(batches)
-        # the last pass at a lower rate settles the head (mini, 4 passes: dev CER 11.79, a cosine decay 12.35)
-        lr = cfg.fit.lr * (cfg.fit.final_lr_ratio if n == passes - 1 and n > 0 else 1.0)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
         bar = tqdm(batches, desc=f"ctc head pass {n}", unit="batch", dynamic_ncols=True)
         for idx in bar:
+            time_fraction = spent()
+            if taken > 0 and time_fraction >= 1:
+                stopped = True
+                break
+            # the last 1/passes at a lower rate settles the head (mini, 4 passes: dev CER 11.79, a cosine decay 12.35)
+            final = at_final_rate(done, per_pass, passes, time_fraction)
+            lr = cfg.fit.lr * (cfg.fit.final_lr_ratio if final else 1.0)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             loss = ctc_loss(*head_outputs(head, train_batch(idx)), model.blank)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -174,12 +193,13 @@ def fit_ctc(cfg: DictConfig) -> dict:
             if torch.isfinite(grad_norm):  # one bad batch must not poison the weights
                 optimizer.step()
             total += loss.item()
+            done, taken = done + 1, taken + 1
             bar.set_postfix(ctc=f"{loss.item():.3f}", lr=f"{lr:.1e}")
         bar.close()
         dev_loss, dev_cer = evaluate(head, dev, dev_utts, tokenizer, model.blank, cfg.fit.encode_max_frames)
-        row = {"pass": n, "lr": f"{lr:.3g}", "train_ctc_loss": round(total / len(batches), 4),
-               "dev_ctc_loss": round(dev_loss, 4), "dev_ctc_cer": dev_cer,
-               "seconds": round(time.time() - pass_start, 1),
+        row = {"pass": n, "passes": round(done / per_pass, 2), "lr": f"{lr:.3g}",
+               "train_ctc_loss": round(total / taken, 4), "dev_ctc_loss": round(dev_loss, 4), "dev_ctc_cer": dev_cer,
+               "seconds": round(clock() - pass_start, 1),
                "best": int((dev_cer, dev_loss) < (best["dev_ctc_cer"], best["dev_ctc_loss"]))}
         if row["best"]:
             best = {**row, "state": {k: v.clone() for k, v in head.state_dict().items()}}
@@ -187,13 +207,11 @@ def fit_ctc(cfg: DictConfig) -> dict:
             csv.DictWriter(f, fieldnames=LOG_FIELDS).writerow(row)
         tqdm.write(f"ctc head pass {n}: train CTC loss {row['train_ctc_loss']:.3f}, dev CTC loss {dev_loss:.3f}, "
                    f"dev CTC greedy CER {dev_cer:.2f}%{' (best)' if row['best'] else ''}")
-        if n == 0 and cfg.fit.max_minutes:
-            passes = passes_within_budget(cfg.fit.passes, cfg.fit.max_minutes * 60, time.time() - start,
-                                          time.time() - pass_start)
-            if passes < cfg.fit.passes:
-                tqdm.write(f"asr-fit-ctc: the wall-clock budget of {cfg.fit.max_minutes} min leaves room for "
-                           f"{passes} of {cfg.fit.passes} passes (fit.max_minutes=null runs them all)")
-        n += 1
+        if stopped:
+            break
+    if stopped:
+        tqdm.write(f"asr-fit-ctc: the wall-clock budget of {cfg.fit.max_minutes} min ran out after "
+                   f"{done / per_pass:.2f} of {passes} passes (fit.max_minutes=null runs them all)")
 
     head.load_state_dict(best.pop("state"))
     model_cfg = OmegaConf.load(source / "config.yaml")
@@ -216,8 +234,8 @@ def fit_ctc(cfg: DictConfig) -> dict:
     (out / "config.yaml.tmp").replace(out / "config.yaml")
     load_model_dir(out)  # a directory that does not load is not a result
     return {"old_dev_ctc_loss": round(old_loss, 4), "old_dev_ctc_cer": old_cer, **best, "replaced": replaced,
-            "passes": passes,
-            "encode_seconds": round(encode_seconds, 1), "seconds": round(time.time() - start, 1)}
+            "passes": round(done / per_pass, 2),
+            "encode_seconds": round(encode_seconds, 1), "seconds": round(clock() - start, 1)}
 
 
 @hydra.main(config_path=CONF_DIR, config_name="fit_ctc", version_base=None)
