@@ -37,8 +37,22 @@ def test_scale_bench_extrapolates_a_small_batch_to_the_full_one(tmp_path):
     assert full["audio_s_per_s"] == pytest.approx(5 * 1.0 / full["step_s"], rel=0.02)
     assert full["epoch_hours_1"] == pytest.approx(100.6 / full["audio_s_per_s"], rel=0.02)
     assert full["epoch_hours_8"] == pytest.approx(full["epoch_hours_1"] / 8, abs=0.01)
+    # the GPU estimate: FLOPs grow exactly with the batch, and the skeleton timed for the host issues the same ops
+    for kind in ("cudnn", "other"):
+        assert part["gpu_estimate"]["flops_per_step"][kind] == pytest.approx(
+            full["gpu_estimate"]["flops_per_step"][kind], rel=1e-6)
+    assert part["gpu_estimate"]["skeleton_same_ops"] and full["gpu_estimate"]["skeleton_same_ops"]
+    assert set(full["gpu_estimate"]["gpus"]) == {"A100 80GB@fp32", "A100 80GB@bf16", "H100 80GB@fp32",
+                                                 "H100 80GB@bf16"}
 
 
 def test_unknown_config_is_one_clear_line(tmp_path):
     with pytest.raises(SystemExit, match="no such config"):
         bench_scale(["--configs", "librispeech/nope", "--out", str(tmp_path / "x.json")])
+
+
+def test_utts_are_one_for_all_configs_or_one_each(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        bench_scale(["--configs", "librispeech/las_100h", "librispeech/mocha_100h", "--utts", "1", "2", "3",
+                     "--out", str(tmp_path / "x.json")])
+    assert "3 values for 2 configs" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """Training at scale: step time, epoch time and memory of the LibriSpeech model configs on their largest batch.
 
     python -m asr.bench.scale [--configs librispeech/las_100h librispeech/mocha_100h ...] [--device auto]
-                              [--precisions fp32 bf16] [--utts N] [--runs 2] [--out FILE]
+                              [--precisions fp32 bf16] [--utts N [N ...]] [--runs 2] [--out FILE]
 
 The batch is each config's worst case: utterances of `data.max_duration` seconds, as many as `data.max_frames`
 padded frames hold (at most `data.max_batch`), random 80-dim features, transcripts as long as LibriSpeech
@@ -16,12 +16,16 @@ every tensor autograd keeps for the backward (seen through `saved_tensors_hooks`
 the top of the backward, less the kernels' workspace. The JSON says which figures are extrapolated.
 
 Epoch time = the hours of audio in an epoch / the audio-seconds trained per second; on 8 devices it is divided
-by 8, i.e. ideal DDP scaling, not measured. Writes recipes/librispeech/exp/scale_bench.json and a table.
+by 8, i.e. ideal DDP scaling, not measured. On the CPU each row also carries `gpu_estimate`: the step and epoch
+on an A100 and an H100 extrapolated from the step's counted FLOPs, the host time of issuing its ops and a loader
+worker's rate (asr/bench/gpu_estimate.py says how, and which figures are assumed). Writes
+recipes/librispeech/exp/scale_bench.json and the tables.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import json
 import statistics
@@ -30,6 +34,18 @@ import time
 from pathlib import Path
 
 import torch
+
+from .gpu_estimate import (
+    LAUNCH_S,
+    SKELETON,
+    UTILIZATION,
+    KernelCount,
+    estimate,
+    flop_counter,
+    host_seconds,
+    loader_rate,
+    split_flops,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ["librispeech/las_100h", "librispeech/mocha_100h", "librispeech/las_960h", "librispeech/mocha_960h"]
@@ -101,7 +117,7 @@ def measure(name: str, device: torch.device, precision: str, utts: int, runs: in
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     params = sum(p.numel() for p in model.parameters())
 
-    def step(n: int, counter=None) -> float:
+    def step(n: int, saved=None, counters=()) -> float:
         feats = torch.randn(n, frames, 80, device=device)
         lengths = torch.full((n,), frames, device=device)
         targets = torch.randint(2, vocab, (n, u), device=device)
@@ -110,34 +126,43 @@ def measure(name: str, device: torch.device, precision: str, utts: int, runs: in
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        with counter or contextlib.nullcontext():
-            with torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
-                loss = model(feats, lengths, targets, target_lengths)["loss"]
-        loss.backward()
+        with contextlib.ExitStack() as around_both:  # counters see forward and backward, `saved` the forward
+            for c in counters:
+                around_both.enter_context(c)
+            with saved or contextlib.nullcontext():
+                with torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
+                    loss = model(feats, lengths, targets, target_lengths)["loss"]
+            loss.backward()
         optimizer.step()
         if device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - start
 
-    def seconds_and_saved(n: int) -> tuple[float, int]:
-        counter = SavedBytes(model.parameters())
-        step(n, counter)  # warm-up, and the count of saved tensors
-        return statistics.median(step(n) for _ in range(runs)), counter.nbytes
+    def measured_at(n: int) -> tuple[float, int, dict[str, int], collections.Counter]:
+        """Median step seconds, saved bytes, forward + backward FLOPs and kernel ops at n utterances."""
+        saved, flops, kernels = SavedBytes(model.parameters()), flop_counter(), KernelCount()
+        step(n, saved, [flops, kernels] if device.type == "cpu" else [])  # warm-up, and the counts
+        seconds = statistics.median(step(n) for _ in range(runs))
+        return seconds, saved.nbytes, split_flops(flops), kernels.ops
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     sizes = [n_full] if utts <= 0 or utts >= n_full else [utts, min(2 * utts, n_full)]
-    measured = [seconds_and_saved(n) for n in sizes]
-    if len(sizes) == 1:
-        seconds, saved = measured[0]
-    else:  # a + b * n through both points: weights copied per step (a) do not grow with the batch
-        (n1, n2), ((t1, s1), (t2, s2)) = sizes, measured
-        seconds = t1 + (t2 - t1) / (n2 - n1) * (n_full - n1)
-        saved = s1 + (s2 - s1) / (n2 - n1) * (n_full - n1)
+    measured = [measured_at(n) for n in sizes]
+
+    def at_full_batch(values: list[float]) -> float:
+        """a + b * n through both measured sizes: weights copied per step (a) do not grow with the batch."""
+        if len(sizes) == 1:
+            return values[0]
+        (n1, n2), (v1, v2) = sizes, values
+        return v1 + (v2 - v1) / (n2 - n1) * (n_full - n1)
+
+    seconds = at_full_batch([m[0] for m in measured])
+    saved = at_full_batch([m[1] for m in measured])
     row = {"params_m": round(params / 1e6, 2), "precision": precision, "device": device.type,
            "full_batch_utts": n_full, "frames_per_utt": frames, "tokens_per_utt": u, "vocab": vocab,
-           "measured_utts": sizes, "measured_step_s": [round(t, 3) for t, _ in measured],
-           "measured_saved_bytes": [b for _, b in measured], "extrapolated": sizes != [n_full],
+           "measured_utts": sizes, "measured_step_s": [round(m[0], 3) for m in measured],
+           "measured_saved_bytes": [m[1] for m in measured], "extrapolated": sizes != [n_full],
            "step_s": round(seconds, 3), "saved_bytes": round(saved)}
     row["audio_s_per_s"] = round(n_full * frames / 100 / row["step_s"], 1)
     # weights, gradients, Adam's exp_avg and exp_avg_sq: 4 copies of the fp32 parameters
@@ -151,7 +176,29 @@ def measure(name: str, device: torch.device, precision: str, utts: int, runs: in
     hours = EPOCH_HOURS["960h" if "960h" in name else "100h"]
     row["epoch_hours_1"] = round(hours / row["audio_s_per_s"], 2)
     row["epoch_hours_8"] = round(row["epoch_hours_1"] / 8, 2)
+    if device.type == "cpu":
+        flops = {kind: at_full_batch([m[2][kind] for m in measured]) for kind in ("cudnn", "other")}
+        row["gpu_estimate"] = extrapolate_to_gpu(name, overrides, vocab, frames, u, runs, measured[-1][3], flops,
+                                                 n_full, hours, cfg)
     return row
+
+
+def extrapolate_to_gpu(name: str, overrides, vocab: int, frames: int, tokens: int, runs: int,
+                       kernels: collections.Counter, flops: dict[str, float], n_full: int, hours: float,
+                       cfg) -> dict:
+    """The GPU step and epoch estimated from this CPU (asr/bench/gpu_estimate.py): FLOPs of the full batch,
+    the skeleton's host seconds, one loader worker's rate."""
+    skeleton = compose_config(name, [*overrides, *SKELETON])
+    cpu_s, skeleton_kernels = host_seconds(skeleton, vocab, frames, tokens, max(runs, 5))  # a second a run
+    host_s = cpu_s + LAUNCH_S * sum(kernels.values())
+    factors = list(cfg.data.get("speed_perturb") or [1.0])
+    loader = loader_rate(factors)
+    workers = max(1, int(cfg.data.num_workers))
+    return {"flops_per_step": {k: round(v) for k, v in flops.items()}, "kernels_per_step": sum(kernels.values()),
+            "skeleton_cpu_s": round(cpu_s, 3), "launch_s_assumed": LAUNCH_S, "host_s": round(host_s, 3),
+            "skeleton_same_ops": skeleton_kernels == kernels, "loader_audio_s_per_s_per_worker": round(loader, 1),
+            "workers_per_gpu": workers, "utilization_assumed": UTILIZATION,
+            "gpus": estimate(flops, host_s, n_full * frames / 100, loader, workers, hours)}
 
 
 def table(rows: dict[str, dict]) -> str:
@@ -169,6 +216,22 @@ def table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def gpu_table(rows: dict[str, dict]) -> str:
+    """The CPU rows' GPU estimates (extrapolated, not measured): one line per config, GPU and precision."""
+    lines = ["| config | GPU | precision | TFLOP a step | compute s | host s | step s | bound | audio-s/s "
+             "| epoch min, 1 GPU | epoch min, 8 (ideal) |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
+    for key, r in rows.items():
+        est = r.get("gpu_estimate")
+        for gpu_precision, g in (est or {}).get("gpus", {}).items():
+            gpu, precision = gpu_precision.split("@")
+            tflop = sum(est["flops_per_step"].values()) / 1e12
+            lines.append(f"| {key.split('@')[0]} | {gpu} | {precision} | {tflop:.2f} | {g['compute_s']} | "
+                         f"{est['host_s']} | {g['step_s']} | {g['bound']} | {g['audio_s_per_s']} | "
+                         f"{g['epoch_min_1']} | {g['epoch_min_8']} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m asr.bench.scale", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -176,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--precisions", nargs="+", default=None,
                    help="fp32 | bf16 | fp16 (default: fp32 on the CPU, fp32 and bf16 on a GPU)")
-    p.add_argument("--utts", type=int, default=None,
-                   help="utterances per measured batch, 0 for all (default: 1 on the CPU, all on a GPU)")
+    p.add_argument("--utts", type=int, nargs="+", default=None,
+                   help="utterances per measured batch, 0 for all (default: 1 on the CPU, all on a GPU); "
+                        "one value for every config or one per config")
     p.add_argument("--runs", type=int, default=2, help="timed steps after one warm-up step")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--overrides", nargs="*", default=[], help="Hydra overrides for every config")
@@ -188,12 +252,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     precisions = args.precisions or (["fp32", "bf16"] if device.type == "cuda" else ["fp32"])
-    utts = args.utts if args.utts is not None else (0 if device.type == "cuda" else 1)
+    utts = args.utts or [0 if device.type == "cuda" else 1]
+    if len(utts) not in (1, len(args.configs)):
+        p.error(f"--utts: {len(utts)} values for {len(args.configs)} configs (give one, or one per config)")
+    utts_of = dict(zip(args.configs, utts * len(args.configs) if len(utts) == 1 else utts))
     rows = {}
     for name in args.configs:
         for precision in precisions:
             try:
-                rows[f"{name}@{precision}"] = measure(name, device, precision, utts, args.runs, args.overrides)
+                rows[f"{name}@{precision}"] = measure(name, device, precision, utts_of[name], args.runs,
+                                                           args.overrides)
             except torch.OutOfMemoryError:
                 rows[f"{name}@{precision}"] = {"error": "out of memory on the full batch"}
                 torch.cuda.empty_cache()
@@ -204,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(table(good))
+    if gpu_table(good):
+        print("\nOn a GPU, estimated from this CPU's counts and timings (asr/bench/gpu_estimate.py), not measured:")
+        print(gpu_table(good))
     for k, v in rows.items():
         if "error" in v:
             print(f"{k}: {v['error']}")
