@@ -85,22 +85,22 @@ class KernelCount(TorchDispatchMode):
             self.ops[name] += 1
         return func(*args, **(kwargs or {}))
 
-    @property
-    def total(self) -> int:
-        return sum(self.ops.values())
+
+def random_batch(n: int, frames: int, tokens: int, vocab: int, device="cpu") -> tuple[torch.Tensor, ...]:
+    """n utterances of random 80-dim features (n, frames, 80) and random tokens (n, tokens), with their lengths."""
+    return (torch.randn(n, frames, 80, device=device), torch.full((n,), frames, device=device),
+            torch.randint(2, vocab, (n, tokens), device=device), torch.full((n,), tokens, device=device))
 
 
 def forward_backward(model, n: int, frames: int, tokens: int, vocab: int, counters=()) -> float:
     """Seconds of one forward and backward of `model` on n random utterances; `counters` are entered around it."""
-    feats = torch.randn(n, frames, 80)
-    lengths = torch.full((n,), frames)
-    targets, target_lengths = torch.randint(2, vocab, (n, tokens)), torch.full((n,), tokens)
+    batch = random_batch(n, frames, tokens, vocab)
     model.zero_grad(set_to_none=True)
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         for c in counters:
             stack.enter_context(c)
-        model(feats, lengths, targets, target_lengths)["loss"].backward()
+        model(*batch)["loss"].backward()
     return time.perf_counter() - start
 
 
@@ -120,7 +120,7 @@ def loader_rate(factors, path: Path = SAMPLE_AUDIO, runs: int = 3) -> float:
     """Audio-seconds per second one DataLoader worker (one thread) turns into normalized features, reading and
     speed-perturbing a real LibriSpeech FLAC with each of `factors` in turn, as an epoch draws them."""
     from ..data.batching import perturb_speed
-    from ..frontend import GlobalNorm, LogMel, load_audio
+    from ..frontend import SAMPLE_RATE, GlobalNorm, LogMel, load_audio
     logmel, norm = LogMel(), GlobalNorm(torch.zeros(80), torch.ones(80))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -131,7 +131,7 @@ def loader_rate(factors, path: Path = SAMPLE_AUDIO, runs: int = 3) -> float:
             for factor in factors:
                 wav = perturb_speed(load_audio(path), factor)
                 norm(logmel(wav))
-                audio += len(wav) / 16000
+                audio += len(wav) / SAMPLE_RATE
             seconds.append(time.perf_counter() - start)
         return audio / sum(seconds)
     finally:
@@ -149,12 +149,12 @@ def estimate(flops: dict[str, float], host_s: float, audio_s: float, loader_s_pe
         for precision, rates in {"fp32": ("tf32", "fp32"), "bf16": ("bf16", "bf16")}.items():
             compute_s = sum(flops[kind] / (peak[rate] * UTILIZATION) for kind, rate in zip(("cudnn", "other"), rates))
             step_s = max(compute_s, host_s)
-            rate = audio_s / step_s
+            speed = audio_s / step_s
             bound = "compute" if compute_s > host_s else "host"
-            if workers * loader_s_per_s < rate:
-                rate, bound = workers * loader_s_per_s, "loader"
-            minutes = epoch_hours * 60 / rate  # hours of audio * 3600 / (audio-seconds a second) / 60
+            if workers * loader_s_per_s < speed:
+                speed, bound = workers * loader_s_per_s, "loader"
+            minutes = epoch_hours * 60 / speed  # hours of audio * 3600 / (audio-seconds a second) / 60
             out[f"{gpu}@{precision}"] = {"compute_s": round(compute_s, 3), "step_s": round(step_s, 3),
-                                         "bound": bound, "audio_s_per_s": round(rate, 1),
+                                         "bound": bound, "audio_s_per_s": round(speed, 1),
                                          "epoch_min_1": round(minutes, 1), "epoch_min_8": round(minutes / 8, 1)}
     return out

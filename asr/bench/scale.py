@@ -44,6 +44,7 @@ from .gpu_estimate import (
     flop_counter,
     host_seconds,
     loader_rate,
+    random_batch,
     split_flops,
 )
 
@@ -118,10 +119,7 @@ def measure(name: str, device: torch.device, precision: str, utts: int, runs: in
     params = sum(p.numel() for p in model.parameters())
 
     def step(n: int, saved=None, counters=()) -> float:
-        feats = torch.randn(n, frames, 80, device=device)
-        lengths = torch.full((n,), frames, device=device)
-        targets = torch.randint(2, vocab, (n, u), device=device)
-        target_lengths = torch.full((n,), u, device=device)
+        batch = random_batch(n, frames, u, vocab, device)
         optimizer.zero_grad(set_to_none=True)
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -131,7 +129,7 @@ def measure(name: str, device: torch.device, precision: str, utts: int, runs: in
                 around_both.enter_context(c)
             with saved or contextlib.nullcontext():
                 with torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
-                    loss = model(feats, lengths, targets, target_lengths)["loss"]
+                    loss = model(*batch)["loss"]
             loss.backward()
         optimizer.step()
         if device.type == "cuda":
@@ -190,11 +188,11 @@ def extrapolate_to_gpu(name: str, overrides, vocab: int, frames: int, tokens: in
     the skeleton's host seconds, one loader worker's rate."""
     skeleton = compose_config(name, [*overrides, *SKELETON])
     cpu_s, skeleton_kernels = host_seconds(skeleton, vocab, frames, tokens, max(runs, 5))  # a second a run
-    host_s = cpu_s + LAUNCH_S * sum(kernels.values())
+    host_s = cpu_s + LAUNCH_S * kernels.total()
     factors = list(cfg.data.get("speed_perturb") or [1.0])
     loader = loader_rate(factors)
     workers = max(1, int(cfg.data.num_workers))
-    return {"flops_per_step": {k: round(v) for k, v in flops.items()}, "kernels_per_step": sum(kernels.values()),
+    return {"flops_per_step": {k: round(v) for k, v in flops.items()}, "kernels_per_step": kernels.total(),
             "skeleton_cpu_s": round(cpu_s, 3), "launch_s_assumed": LAUNCH_S, "host_s": round(host_s, 3),
             "skeleton_same_ops": skeleton_kernels == kernels, "loader_audio_s_per_s_per_worker": round(loader, 1),
             "workers_per_gpu": workers, "utilization_assumed": UTILIZATION,
