@@ -3,17 +3,20 @@
     asr-download                                   # download (resumable, MD5-checked) and extract every subset
     asr-download --step fetch out_dir=/big/disk    # only download; then --step extract
     asr-download 'train=[train-clean-5]' 'dev=[dev-clean-2]' 'test=[dev-clean-2]'   # mini LibriSpeech
+    asr-download --noise                           # the noise corpora instead: MUSAN and RIRS_NOISES
     asr-download --get dev --get test              # print config values, one line each (lists space-separated)
 
 Arguments after the options are Hydra overrides of conf/librispeech/data.yaml (`--config` picks another file
-under conf/). Archives land in <out_dir>/archives, subsets in <out_dir>/LibriSpeech/<subset>; both steps skip
-work already done (a verified archive, a marked extraction).
+under conf/). Archives land in <out_dir>/archives, subsets in <out_dir>/LibriSpeech/<subset>, noise corpora in
+<out_dir>/<folder> (musan, RIRS_NOISES); both steps skip work already done (a verified archive, a marked
+extraction).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -43,22 +46,57 @@ def archive_url(cfg: DictConfig, subset: str) -> tuple[str, str]:
     return f"{str(cfg.base_url).rstrip('/')}/{entry.resource}/{subset}.tar.gz", str(entry.md5)
 
 
-def run(cfg: DictConfig, step: str) -> None:
+def noise_url(cfg: DictConfig, name: str) -> tuple[str, str | None]:
+    """(URL, MD5 or None when unknown) of a noise corpus's archive; an unknown name is a one-line error."""
+    entry = cfg.noise.get(name)
+    if entry is None:
+        raise ValueError(f"unknown noise corpus {name!r} (known: {', '.join(cfg.noise)})")
+    md5 = None if entry.md5 is None else str(entry.md5)
+    return f"{str(cfg.base_url).rstrip('/')}/{entry.resource}/{entry.archive}", md5
+
+
+@dataclass(frozen=True)
+class Job:
+    """One archive to fetch and extract: `expect` is the folder it must hold, relative to out_dir."""
+
+    url: str
+    md5: str | None
+    archive: Path
+    expect: str
+
+
+def corpus_jobs(cfg: DictConfig) -> list[Job]:
+    """The LibriSpeech subsets' archives, every name checked before anything is fetched."""
     out = Path(cfg.out_dir)
-    names = subsets(cfg)
-    for subset in names:  # check the whole list before fetching gigabytes
-        archive_url(cfg, subset)
-    for subset in names:
+    jobs = []
+    for subset in subsets(cfg):
         url, md5 = archive_url(cfg, subset)
-        archive = out / "archives" / f"{subset}.tar.gz"
+        jobs.append(Job(url, md5, out / "archives" / f"{subset}.tar.gz", f"LibriSpeech/{subset}"))
+    return jobs
+
+
+def noise_jobs(cfg: DictConfig) -> list[Job]:
+    """The noise corpora's archives (conf key `noise`)."""
+    out = Path(cfg.out_dir)
+    jobs = []
+    for name, entry in cfg.noise.items():
+        url, md5 = noise_url(cfg, name)
+        jobs.append(Job(url, md5, out / "archives" / str(entry.archive), str(entry.folder)))
+    return jobs
+
+
+def run(cfg: DictConfig, step: str, noise: bool = False) -> None:
+    """Fetch, extract or both (`step`) the LibriSpeech subsets' archives, or with `noise` the noise corpora's."""
+    out = Path(cfg.out_dir)
+    for job in noise_jobs(cfg) if noise else corpus_jobs(cfg):
         if step in ("fetch", "all"):
-            fetch(url, archive, md5, attempts=cfg.attempts, retries=cfg.retries, timeout=cfg.timeout,
+            fetch(job.url, job.archive, job.md5, attempts=cfg.attempts, retries=cfg.retries, timeout=cfg.timeout,
                   log=lambda line: print(line, flush=True))
         if step in ("extract", "all"):
-            if not archive.is_file():
-                raise DownloadError(f"{archive}: not downloaded yet (run the fetch step)")
-            extract(archive, out, expect=f"LibriSpeech/{subset}")
-            print(f"{subset}: extracted -> {out / 'LibriSpeech' / subset}", flush=True)
+            if not job.archive.is_file():
+                raise DownloadError(f"{job.archive}: not downloaded yet (run the fetch step)")
+            extract(job.archive, out, expect=job.expect)
+            print(f"{job.archive.name}: extracted -> {out / job.expect}", flush=True)
 
 
 def get(cfg: DictConfig, key: str) -> str:
@@ -74,6 +112,8 @@ def get(cfg: DictConfig, key: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--step", choices=["fetch", "extract", "all"], default="all")
+    p.add_argument("--noise", action="store_true",
+                   help="the noise corpora of the config's `noise` (MUSAN, RIRS_NOISES) instead of the subsets")
     p.add_argument("--get", metavar="KEY", action="append",
                    help="print this config value and exit (repeatable: one line each; lists space-separated)")
     p.add_argument("--config", default="librispeech/data", help="config name under conf/")
@@ -84,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.get:
             print("\n".join(get(cfg, key) for key in args.get))
         else:
-            run(cfg, args.step)
+            run(cfg, args.step, noise=args.noise)
     except (DownloadError, ValueError) as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return 1

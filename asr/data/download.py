@@ -1,10 +1,12 @@
 """Fetch corpus archives over HTTP(S) resumably, verify them against published MD5 sums, extract them safely.
 
-    fetch(url, dest, md5)        dest.part grows with HTTP Range requests until complete; renamed to dest only
-                                 when its MD5 matches, so a half-downloaded or corrupted archive is never used
-    extract(archive, root, md5)  tar members go through tarfile's "data" filter (no absolute paths, no "..",
-                                 no links out of the tree, no device files); a marker records a finished
-                                 extraction so it is not redone
+    fetch(url, dest, md5)           dest.part grows with HTTP Range requests until complete; renamed to dest only
+                                    when its MD5 matches, so a half-downloaded or corrupted archive is never used
+                                    (md5=None: no checksum is known, the archive is used unverified and says so)
+    extract(archive, root, expect)  tar members go through tarfile's "data" filter (no absolute paths, no "..",
+                                    no links out of the tree, no device files); a .zip is refused whole when a
+                                    member has an absolute path or ".."; a marker records a finished extraction
+                                    so it is not redone
 
 Only the standard library (urllib) is used for the network: no new dependency for a download.
 """
@@ -18,8 +20,9 @@ import shutil
 import tarfile
 import urllib.error
 import urllib.request
+import zipfile
 import zlib
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 from tqdm import tqdm
 
@@ -90,17 +93,48 @@ def _download_part(url: str, part: Path, timeout: float) -> None:
         raise ConnectionError(f"connection closed after {part.stat().st_size} of {total} bytes")
 
 
-def fetch(url: str, dest: str | Path, md5: str, attempts: int = 3, retries: int = 5, timeout: float = 60.0,
-          log=print) -> Path:
+def _download(url: str, part: Path, retries: int, timeout: float, log) -> None:
+    """Bring `part` up to the whole of `url`, reconnecting and resuming up to `retries` times."""
+    for connection in range(retries + 1):
+        try:
+            _download_part(url, part, timeout)
+            return
+        except urllib.error.HTTPError as err:
+            raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+            reason = getattr(err, "reason", err)
+            if connection == retries:
+                raise DownloadError(f"{url}: {reason} (gave up after {retries} retries; "
+                                    f"{part} is kept and will be resumed)") from None
+            log(f"{url}: {reason}; resuming")
+
+
+def _fetch_unverified(url: str, dest: Path, retries: int, timeout: float, log) -> Path:
+    """fetch() for an archive with no known MD5: downloaded (resumably) and used as it is, which is logged."""
+    if dest.is_file():
+        log(f"{dest.name}: present, MD5 not verified (no checksum configured)")
+        return dest
+    part = dest.with_name(dest.name + ".part")
+    _download(url, part, retries, timeout, log)
+    part.rename(dest)
+    log(f"{dest.name}: downloaded, MD5 not verified (no checksum configured)")
+    return dest
+
+
+def fetch(url: str, dest: str | Path, md5: str | None, attempts: int = 3, retries: int = 5,
+          timeout: float = 60.0, log=print) -> Path:
     """Download `url` to `dest` and check its MD5.
 
     The bytes go to `dest.part` first; an interrupted transfer is resumed from its end (up to `retries`
     reconnections per attempt). A finished file whose MD5 differs from `md5` is reported, deleted and
     fetched again from scratch, at most `attempts` times in all; only a matching file is renamed to `dest`.
-    An existing `dest` is verified too (a corrupted one is fetched again). Raises DownloadError.
+    An existing `dest` is verified too (a corrupted one is fetched again). `md5=None` skips the check (and
+    logs that it did). Raises DownloadError.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    if md5 is None:
+        return _fetch_unverified(url, dest, retries, timeout, log)
     if is_verified(dest, md5):
         log(f"{dest.name}: present, MD5 verified earlier")
         return dest
@@ -114,18 +148,7 @@ def fetch(url: str, dest: str | Path, md5: str, attempts: int = 3, retries: int 
         dest.unlink()
     part = dest.with_name(dest.name + ".part")
     for attempt in range(1, attempts + 1):
-        for connection in range(retries + 1):
-            try:
-                _download_part(url, part, timeout)
-                break
-            except urllib.error.HTTPError as err:
-                raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from None
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
-                reason = getattr(err, "reason", err)
-                if connection == retries:
-                    raise DownloadError(f"{url}: {reason} (gave up after {retries} retries; "
-                                        f"{part} is kept and will be resumed)") from None
-                log(f"{url}: {reason}; resuming")
+        _download(url, part, retries, timeout, log)
         got = file_md5(part, desc=f"verify {dest.name}")
         if got == md5:
             part.rename(dest)
@@ -142,12 +165,13 @@ def _extracted_marker(archive: Path) -> Path:
 
 
 def is_extracted(archive: Path, root: Path) -> bool:
+    """True when `archive` was extracted in full under `root` (its marker names that folder)."""
     marker = _extracted_marker(archive)
     return marker.is_file() and marker.read_text().strip() == str(root.resolve())
 
 
 def extract(archive: str | Path, root: str | Path, expect: str | None = None) -> Path:
-    """Extract a tar archive under `root` with the safe "data" filter and mark it done.
+    """Extract a tar archive (or a .zip) under `root` safely and mark it done.
 
     Members go to a temporary folder inside `root` first and are moved into place only when the whole archive
     was read, so an interrupted extraction leaves nothing half-written behind. `expect` (e.g.
@@ -162,22 +186,54 @@ def extract(archive: str | Path, root: str | Path, expect: str | None = None) ->
         shutil.rmtree(staging)  # left by an interrupted run
     staging.mkdir()
     try:
-        # Members are read in order as they come (no index pass first), so a 30 GB archive is decompressed once.
-        with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tar, \
-                tqdm(total=archive.stat().st_size, unit="B", unit_scale=True, desc=f"extract {archive.name}",
-                     leave=False) as bar:
-            for member in tar:
-                tar.extract(member, staging, filter="data")
-                bar.update(raw.tell() - bar.n)
+        if archive.name.endswith(".zip"):
+            _extract_zip(archive, staging)
+        else:
+            _extract_tar(archive, staging)
         if expect and not (staging / expect).is_dir():
             raise DownloadError(f"{archive}: no {expect}/ folder in the archive")
         _move_tree(staging, root)
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as err:  # FilterError: an unsafe member
+    except (tarfile.TarError, zipfile.BadZipFile, NotImplementedError, EOFError, zlib.error, OSError) as err:
+        # tarfile's FilterError (an unsafe member) is a TarError; NotImplementedError: an unknown zip compression
         raise DownloadError(f"{archive}: cannot extract ({err})") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _extracted_marker(archive).write_text(f"{root.resolve()}\n")
     return root
+
+
+def _extract_tar(archive: Path, staging: Path) -> None:
+    """Every member of a tar archive into `staging`, through tarfile's "data" filter."""
+    # Members are read in order as they come (no index pass first), so a 30 GB archive is decompressed once.
+    with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tar, \
+            tqdm(total=archive.stat().st_size, unit="B", unit_scale=True, desc=f"extract {archive.name}",
+                 leave=False) as bar:
+        for member in tar:
+            tar.extract(member, staging, filter="data")
+            bar.update(raw.tell() - bar.n)
+
+
+def escapes_root(name: str) -> bool:
+    """True for an archive member path that points outside the folder it is extracted to: absolute (a POSIX
+    root, a Windows drive or share) or with a ".." component."""
+    path = name.replace("\\", "/")
+    return path.startswith("/") or bool(PureWindowsPath(name).drive) or ".." in path.split("/")
+
+
+def _extract_zip(archive: Path, staging: Path) -> None:
+    """Every member of a zip archive into `staging`, after checking that none escapes it."""
+    with zipfile.ZipFile(archive) as zf:
+        members = zf.infolist()
+        # zipfile itself would quietly rewrite such a path; an archive that has one is not what it claims to be
+        for info in members:
+            if escapes_root(info.filename):
+                raise DownloadError(f"{archive}: member {info.filename!r} has an absolute path or '..'; "
+                                    "refusing to extract it")
+        with tqdm(total=sum(i.file_size for i in members), unit="B", unit_scale=True,
+                  desc=f"extract {archive.name}", leave=False) as bar:
+            for info in members:
+                zf.extract(info, staging)
+                bar.update(info.file_size)
 
 
 def _move_tree(src: Path, dst: Path) -> None:

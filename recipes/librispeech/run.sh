@@ -1,40 +1,48 @@
 #!/usr/bin/env bash
-# LibriSpeech recipe: download the corpus from openslr, prepare it, train LAS (or MoChA), average checkpoints,
-# decode every dev and test subset, score, and write exp/results.json.
+# LibriSpeech recipe: download the corpus (and the MUSAN and RIRS_NOISES noise corpora) from openslr, prepare it,
+# train LAS (or MoChA), average checkpoints, decode every dev and test subset, score, and write exp/results.json.
 #
 #   recipes/librispeech/run.sh [--stage N] [--stop-stage M] [--data DIR] [--exp DIR] [--ngpu N]
-#                              [--config NAME] [--data-opts "key=value ..."] [--train "key=value ..."]
-#                              [--average N] [--ctc "key=value ..."] [--decode "key=value ..."]
+#                              [--config NAME] [--data-opts "key=value ..."] [--augment musan|none]
+#                              [--train "key=value ..."] [--average N] [--ctc "key=value ..."]
+#                              [--decode "key=value ..."]
 #
-# Stages: 1 download, 2 extract, 3 manifests, 4 normalization stats, 5 tokenizer, 6 train, 7 average checkpoints,
-# 8 ctc (fit the decoding CTC head), 9 decode, 10 score, 11 results. Each is idempotent: verified archives are not
-# fetched again (a partial download resumes), finished extractions are marked, manifests/stats/tokenizer are kept,
-# training resumes from last.pt, a fitted head newer than its model is kept.
+# Stages: 1 download, 2 extract, 3 noise download (MUSAN, RIRS_NOISES), 4 noise extract, 5 manifests,
+# 6 normalization stats, 7 tokenizer, 8 train, 9 average checkpoints, 10 ctc (fit the decoding CTC head),
+# 11 decode, 12 score, 13 results. Each is idempotent: verified archives are not fetched again (a partial download
+# resumes), finished extractions are marked, manifests/stats/tokenizer are kept, training resumes from last.pt, a
+# fitted head newer than its model is kept.
 #
 # Settings:
 #   conf/librispeech/data.yaml   subsets (train-clean-100 by default; 960 h or mini LibriSpeech by override),
-#                                openslr URLs and MD5 sums, the tokenizer (characters, or SentencePiece unigram/bpe)
+#                                openslr URLs and MD5 sums (the noise corpora's too), the tokenizer (characters, or
+#                                SentencePiece unigram/bpe)
 #                                --data-opts passes Hydra overrides to it, e.g.
 #                                --data-opts "train=[train-clean-5] dev=[dev-clean-2] test=[dev-clean-2]"   (quick)
 #                                --data-opts "tokenizer.type=unigram tokenizer.vocab_size=5000"
+#   --augment musan|none         multi-condition training (default musan): stage 8 adds noise from MUSAN and
+#                                reverberation from RIRS_NOISES (conf/augment/musan.yaml, the corpora that stages 3
+#                                and 4 put in DATA/musan and DATA/RIRS_NOISES); none trains on clean speech and
+#                                skips stages 3 and 4
 #   conf/librispeech/<NAME>.yaml the model and training recipe (--config, default las_100h; also las_960h,
 #                                mocha_100h, mocha_960h): each lists `train` in its defaults and overrides it, and
 #                                names the paper it follows. --train adds Hydra overrides on top, e.g.
 #                                --train "train.precision=bf16 train.accum_steps=2 data.speed_perturb=null"
-#   conf/fit_ctc.yaml            stage 8 (asr-fit-ctc: a CTC head fitted on the frozen listener for beam search,
+#   conf/fit_ctc.yaml            stage 10 (asr-fit-ctc: a CTC head fitted on the frozen listener for beam search,
 #                                the listener run again in every pass); --ctc adds overrides. To decode with the
-#                                trained head instead, run --stop-stage 7, then --stage 9
+#                                trained head instead, run --stop-stage 9, then --stage 11
 #   conf/decode.yaml             decoding; --decode adds overrides
 #
 # Needs: about 16 GB of disk for train-clean-100 + dev/test (7.7 GB of archives in DATA/archives, which can be
-# deleted after extraction, and as much extracted), network access to openslr.org (or a mirror:
+# deleted after extraction, and as much extracted) and about 25 GB more for the noise corpora (12.4 GB of
+# archives, about as much extracted; none with --augment none), network access to openslr.org (or a mirror:
 # --data-opts base_url=...), and a GPU to train in reasonable time. With --ngpu N > 1 training runs under `torchrun --nproc_per_node=N`.
 # Checkpoint averaging uses `asr-average` when it is installed (--average 0 skips it; decoding then uses the best
 # dev epoch's model.pt).
 set -euo pipefail
 
 stage=1
-stop_stage=11
+stop_stage=13
 here=$(cd "$(dirname "$0")" && pwd)
 data=$here/data
 exp=$here/exp
@@ -45,6 +53,7 @@ train_opts=""
 decode_opts=""
 ctc_opts=""
 average=10
+augment=musan
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
@@ -58,23 +67,30 @@ while [ $# -gt 0 ]; do
     --decode) decode_opts=$2; shift 2 ;;
     --ctc) ctc_opts=$2; shift 2 ;;
     --average) average=$2; shift 2 ;;
+    --augment) augment=$2; shift 2 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
+case "$augment" in
+  musan|none) ;;
+  *) echo "run.sh: --augment is musan or none, not $augment" >&2; exit 2 ;;
+esac
 
 # Values of conf/librispeech/data.yaml with the --data-opts overrides applied, one line each.
 # shellcheck disable=SC2086
 values=$(asr-download --get train --get dev --get test --get tokenizer.type --get tokenizer.vocab_size \
-  --get tokenizer.character_coverage out_dir="$data" $data_opts)
+  --get tokenizer.character_coverage --get noise.musan.folder --get noise.rirs_noises.folder out_dir="$data" \
+  $data_opts)
 mapfile -t conf <<< "$values"
 train_sets=${conf[0]} dev_sets=${conf[1]} test_sets=${conf[2]}
 tokenizer=${conf[3]} vocab_size=${conf[4]} coverage=${conf[5]}
+noise_dir=$data/${conf[6]} rir_dir=$data/${conf[7]}
 valid=${dev_sets%% *}  # the first dev subset picks the best epoch
 all_sets=$(echo "$train_sets $dev_sets $test_sets" | tr ' ' '\n' | awk '!seen[$0]++' | tr '\n' ' ')
 eval_sets=$(echo "$dev_sets $test_sets" | tr ' ' '\n' | awk '!seen[$0]++' | tr '\n' ' ')
 manifests=$data/manifests
 model=$exp/las
-with_ctc=$exp/las_ctc  # stage 8's model: the trained (or averaged) one with the fitted CTC head
+with_ctc=$exp/las_ctc  # stage 10's model: the trained (or averaged) one with the fitted CTC head
 mkdir -p "$exp"
 
 # shellcheck source=recipes/stages.sh
@@ -90,6 +106,24 @@ extract() {
   asr-download --step extract out_dir="$data" $data_opts
 }
 
+noise_download() {
+  # shellcheck disable=SC2086
+  asr-download --noise --step fetch out_dir="$data" $data_opts
+}
+
+noise_extract() {
+  # shellcheck disable=SC2086
+  asr-download --noise --step extract out_dir="$data" $data_opts
+}
+
+noise_stage() {  # noise_stage N NAME COMMAND...: run_stage, or a note that --augment none needs no noise corpora
+  if [ "$augment" != none ]; then
+    run_stage "$@"
+  elif [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; then
+    echo "=== stage $1: $2 skipped (--augment none) ==="
+  fi
+}
+
 prepare() {  # prepare STEP: manifests, stats or tokenizer (asr-prepare skips what exists)
   # shellcheck disable=SC2086
   asr-prepare --corpus "$data/LibriSpeech" --subsets $all_sets --train $train_sets --combine train \
@@ -99,6 +133,9 @@ prepare() {  # prepare STEP: manifests, stats or tokenizer (asr-prepare skips wh
 train_model() {
   local args=(--config-name "librispeech/$config" exp_dir="$model" data.manifest_dir="$manifests" data.train=train
               data.dev="$valid" resume=true)
+  if [ "$augment" = musan ]; then
+    args+=(augment=musan augment.noise_dir="$noise_dir" augment.rir_dir="$rir_dir")
+  fi
   if [ "$ngpu" -gt 1 ]; then
     # shellcheck disable=SC2086
     torchrun --standalone --nproc_per_node="$ngpu" -m asr.cli.train "${args[@]}" $train_opts
@@ -123,7 +160,7 @@ trained_dir() {  # the trained model: the average when the average stage made on
   if [ -f "$exp/model_avg/model.pt" ]; then echo "$exp/model_avg"; else echo "$model"; fi
 }
 
-ctc_is_current() {  # stage 8's model exists and was fitted after the trained model was written
+ctc_is_current() {  # stage 10's model exists and was fitted after the trained model was written
   [ -f "$with_ctc/config.yaml" ] && [ "$with_ctc/config.yaml" -nt "$(trained_dir)/model.pt" ]
 }
 
@@ -138,7 +175,7 @@ fit_ctc() {
   fi
 }
 
-decode_dir() {  # the model directory to decode: stage 8's when it is current, else the trained one
+decode_dir() {  # the model directory to decode: stage 10's when it is current, else the trained one
   if ctc_is_current; then echo "$with_ctc"; else trained_dir; fi
 }
 
@@ -166,12 +203,14 @@ results() {
 
 run_stage 1 download download
 run_stage 2 extract extract
-run_stage 3 manifests prepare manifests
-run_stage 4 stats prepare stats
-run_stage 5 tokenizer prepare tokenizer
-run_stage 6 train train_model
-run_stage 7 average average_checkpoints
-run_stage 8 ctc fit_ctc
-run_stage 9 decode decode
-run_stage 10 score score
-run_stage 11 results results
+noise_stage 3 noise_download noise_download
+noise_stage 4 noise_extract noise_extract
+run_stage 5 manifests prepare manifests
+run_stage 6 stats prepare stats
+run_stage 7 tokenizer prepare tokenizer
+run_stage 8 train train_model
+run_stage 9 average average_checkpoints
+run_stage 10 ctc fit_ctc
+run_stage 11 decode decode
+run_stage 12 score score
+run_stage 13 results results
