@@ -192,6 +192,45 @@ def test_default_plan_draws_from_all_variants_but_the_held_out_ones():
     assert len(synth.usable_variants(cfg, data_path)) == len(synth.available_variants(data_path)) - 8
 
 
+def _female(speakers, data_path: str) -> tuple[int, int]:
+    """Female (training, unseen) speakers, by their variant's ``gender`` line."""
+    from asr.data.espeak import variant_sex
+
+    female = [variant_sex(data_path, s.variant) == "F" for s in speakers]
+    return (sum(f for f, s in zip(female, speakers) if s.seen),
+            sum(f for f, s in zip(female, speakers) if not s.seen))
+
+
+def test_default_plan_balances_the_speakers_sex():
+    cfg = synth.SynthConfig()
+    _, data_path = synth.espeak_paths()
+    speakers, _ = synth.build_plan(cfg, data_path)
+    train, unseen = _female(speakers, data_path)
+    assert abs(train / 60 - cfg.female_share) <= 1 / 60 and abs(unseen / 12 - cfg.female_share) <= 1 / 12
+    assert len({(s.voice, s.variant) for s in speakers}) == len(speakers) == 72
+    assert {s.variant for s in speakers}.isdisjoint(cfg.heldout_variants)
+    assert len({s.voice for s in speakers if s.seen}) == len(cfg.voices)
+    assert synth.build_plan(cfg, data_path)[0] == speakers
+
+
+@pytest.mark.parametrize("share, expected", [(0.0, (0, 0)), (1.0, (60, 12)), (0.01, (1, 1))])
+def test_female_share_sets_the_female_speakers(share, expected):
+    cfg = synth.SynthConfig.from_any({"female_share": share})
+    _, data_path = synth.espeak_paths()
+    speakers, _ = synth.build_plan(cfg, data_path)
+    assert _female(speakers, data_path) == expected
+    assert len({(s.voice, s.variant) for s in speakers}) == len(speakers)
+
+
+def test_female_share_without_female_variants_gives_male_speakers():
+    cfg = synth.SynthConfig(variants=["m1", "m2", "m3", "m4"], n_train_speakers=20, n_unseen_speakers=4)
+    _, data_path = synth.espeak_paths()
+    speakers, _ = synth.build_plan(cfg, data_path)
+    assert _female(speakers, data_path) == (0, 0) and len(speakers) == 24
+    with pytest.raises(ValueError, match="female_share"):
+        synth.SynthConfig.from_any({"female_share": 1.5})
+
+
 def test_plan_keeps_dev_and_test_sentences_and_sizes():
     cfg = synth.SynthConfig()
     _, data_path = synth.espeak_paths()

@@ -1,9 +1,9 @@
 """What the synthetic corpus holds: its settings, speakers and the plan of every utterance.
 
 Everything here follows from the settings and ``seed`` alone; nothing is rendered. A speaker is an
-espeak-ng voice and variant with a fixed pitch, pitch range and pause between words; an utterance adds
-its rate, the seed of espeak-ng's noise and, for some training utterances, the silence kept before and
-after the speech.
+espeak-ng voice and variant with a fixed pitch, pitch range and pause between words (its sex is the
+variant's, see ``female_share``); an utterance adds its rate, the seed of espeak-ng's noise and, for some
+training utterances, the silence kept before and after the speech.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from .espeak import (
     available_voices,
     espeak_paths,
     probe_variants,
+    variant_sex,
 )
 
 SUBSET_KEYS = ("train", "dev_seen", "dev_unseen", "test_seen", "test_unseen")
@@ -65,6 +66,7 @@ class SynthConfig:
     heldout_variants: list[str] = field(default_factory=lambda: list(DEFAULT_HELDOUT_VARIANTS))
     n_train_speakers: int = 60
     n_unseen_speakers: int = 12
+    female_share: float = 0.4  # share of speakers with a female variant, per group (training, unseen)
     pitch_min: int = 30
     pitch_max: int = 70
     range_min: int = 20
@@ -119,6 +121,8 @@ class SynthConfig:
                 raise ValueError(f"{name} must be [min, max] with 0 <= min <= max, not {pair}")
         if not 0 <= self.edge_silence_share <= 1:
             raise ValueError("edge_silence_share must be between 0 and 1")
+        if not 0 <= self.female_share <= 1:
+            raise ValueError("female_share must be between 0 and 1")
         if self.n_train_speakers < 1 or self.n_unseen_speakers < 1:
             raise ValueError("n_train_speakers and n_unseen_speakers must be at least 1")
         if not 1 <= self.train_copies <= self.n_train_speakers:
@@ -258,16 +262,69 @@ def _speaker(cfg: SynthConfig, rng: random.Random, speaker_id: int, voice: str, 
                    seen=seen)
 
 
-def make_speakers(cfg: SynthConfig, variants: list[str]) -> list[Speaker]:
-    """The training speakers followed by the unseen ones; ids count up from FIRST_SPEAKER_ID."""
-    combos = [(voice, variant) for voice in cfg.voices for variant in variants]
+def _n_female(n: int, share: float) -> int:
+    """Female speakers of a group of ``n``: ``share`` rounded, one of each sex from 2 speakers on
+    (unless ``share`` is 0 or 1)."""
+    n_female = int(n * share + 0.5)
+    if n >= 2 and 0 < share < 1:
+        n_female = min(max(n_female, 1), n - 1)
+    return n_female
+
+
+def _group_sizes(cfg: SynthConfig, capacity: Mapping[str, int]) -> list[dict[str, int]]:
+    """{sex: speakers} of the training and the unseen group, within each sex's voice+variant pairs."""
+    groups = []
+    for n in (cfg.n_train_speakers, cfg.n_unseen_speakers):
+        n_female = _n_female(n, cfg.female_share)
+        groups.append({"F": n_female, "M": n - n_female})
+    for sex, other in (("F", "M"), ("M", "F")):  # too few pairs of one sex: the other one fills in
+        for group in groups:
+            excess = sum(g[sex] for g in groups) - capacity[sex]
+            moved = min(max(excess, 0), group[sex])
+            group[sex] -= moved
+            group[other] += moved
+    return groups
+
+
+def make_speakers(cfg: SynthConfig, variants: list[str], sexes: Mapping[str, str] | None = None
+                  ) -> list[Speaker]:
+    """The training speakers followed by the unseen ones; ids count up from FIRST_SPEAKER_ID.
+
+    ``sexes`` maps each variant to F or M (missing: M). Each group has ``cfg.female_share`` female
+    speakers (see :func:`_n_female`); each sex cycles through its variants in a shuffled order (the
+    unseen speakers go on where the training speakers stop), and each speaker takes the voice its group
+    and sex used least so far among those not yet paired with its variant, so no (voice, variant) repeats.
+    """
+    sexes = sexes or {}
     need = cfg.n_train_speakers + cfg.n_unseen_speakers
-    if need > len(combos):
-        raise ValueError(f"{need} speakers wanted but only {len(combos)} voice+variant combinations")
+    if need > len(cfg.voices) * len(variants):
+        raise ValueError(f"{need} speakers wanted but only {len(cfg.voices) * len(variants)} "
+                         "voice+variant combinations")
     rng = random.Random(f"{cfg.seed}/speakers")
-    rng.shuffle(combos)
+    by_sex = {sex: [v for v in variants if sexes.get(v, "M") == sex] for sex in ("F", "M")}
+    for pool in by_sex.values():
+        rng.shuffle(pool)
+    groups = _group_sizes(cfg, {sex: len(pool) * len(cfg.voices) for sex, pool in by_sex.items()})
+    voices_of: dict[str, set[str]] = {variant: set() for variant in variants}
+    drawn: Counter[str] = Counter()
+    combos = []
+    for group in groups:
+        members = []
+        for sex in ("F", "M"):
+            use: Counter[str] = Counter()
+            for _ in range(group[sex]):
+                variant = by_sex[sex][drawn[sex] % len(by_sex[sex])]
+                drawn[sex] += 1
+                free = [voice for voice in cfg.voices if voice not in voices_of[variant]]
+                rng.shuffle(free)
+                voice = min(free, key=lambda v: use[v])
+                use[voice] += 1
+                voices_of[variant].add(voice)
+                members.append((voice, variant))
+        rng.shuffle(members)
+        combos += members
     return [_speaker(cfg, rng, FIRST_SPEAKER_ID + i, voice, variant, seen=i < cfg.n_train_speakers)
-            for i, (voice, variant) in enumerate(combos[:need])]
+            for i, (voice, variant) in enumerate(combos)]
 
 
 def _edge(rng: random.Random, span: Sequence[float], share: float) -> tuple[float, float] | None:
@@ -287,7 +344,8 @@ def build_plan(cfg: SynthConfig, data_path: str) -> tuple[list[Speaker], list[Pl
     training utterances get edge silence; dev and test keep the usual trim.
     """
     split = split_sentences(load_sentences(cfg.min_words, cfg.max_words), cfg)
-    speakers = make_speakers(cfg, usable_variants(cfg, data_path))
+    variants = usable_variants(cfg, data_path)
+    speakers = make_speakers(cfg, variants, {v: variant_sex(data_path, v) for v in variants})
     seen = [s for s in speakers if s.seen]
     unseen = [s for s in speakers if not s.seen]
     groups = [("train", split["train"], seen, cfg.train_copies),
