@@ -1,10 +1,11 @@
-"""Feature dataset over a manifest (with speed perturbation), length-bucketed batches by total frames, split
-over distributed ranks, and padding."""
+"""Feature dataset over a manifest (with speed perturbation and augmentation), length-bucketed batches by total
+frames, split over distributed ranks, and padding."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torchaudio
@@ -14,6 +15,9 @@ from tqdm import tqdm
 from ..frontend import SAMPLE_RATE, GlobalNorm, LogMel, load_audio
 from .librispeech import Utterance
 from .tokenizer import CharTokenizer
+
+if TYPE_CHECKING:
+    from .augment import Augmenter
 
 FRAMES_PER_SECOND = 100
 
@@ -33,17 +37,31 @@ class FeatureDataset(torch.utils.data.Dataset):
     costs nothing after the first epoch. With `speed_perturb` (factors such as [0.9, 1.0, 1.1]) each utterance
     gets a factor drawn from (seed, epoch, index), so the choice is the same whatever the worker count and after
     a resume. The cache holds unperturbed features only: an utterance drawn at 1.0 comes from it, a perturbed one
-    is read and featurized again (caching waveforms would double the memory and still pay for the log-mel).
+    is read and featurized again.
+
+    With `augment` (asr/data/augment.py) each read draws the utterance's effects from (seed, "augment", epoch,
+    index) the same way; an utterance left clean by the draw (and at speed 1.0) still comes from the feature cache,
+    an augmented one is speed-perturbed, augmented and featurized on every read. To spare decoding the audio file
+    every time, augmenting with the cache on also keeps the decoded waveforms, as int16 (half of float32, and
+    lossless for 16-bit audio). The augmentation runs in __getitem__, so in the DataLoader's workers when there
+    are any. Babble draws its talkers from this dataset's own clean waveforms. Epochs before
+    `augment_start_epoch` are clean.
     """
 
     def __init__(self, utts: Sequence[Utterance], tokenizer: CharTokenizer, logmel: LogMel, norm: GlobalNorm,
-                 cache: bool = True, speed_perturb: Sequence[float] | None = None, seed: int = 0):
+                 cache: bool = True, speed_perturb: Sequence[float] | None = None, seed: int = 0,
+                 augment: Augmenter | None = None, augment_start_epoch: int = 0):
         self.utts, self.tokenizer, self.logmel, self.norm = list(utts), tokenizer, logmel, norm
         self.cache: dict[int, torch.Tensor] | None = {} if cache else None
         self.speed_perturb = [float(f) for f in speed_perturb] if speed_perturb else None
         if self.speed_perturb and min(self.speed_perturb) <= 0:
             raise ValueError(f"data.speed_perturb: factors must be positive, got {self.speed_perturb}")
         self.seed, self.epoch = seed, 0
+        self.augment = augment if augment is not None and augment.active else None
+        self.augment_start_epoch = augment_start_epoch
+        self.waves: dict[int, torch.Tensor] | None = {} if cache and self.augment else None
+        if self.augment is not None and self.augment.babble is None:
+            self.augment.bind_utterances(self.waveform, len(self.utts))
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -58,23 +76,46 @@ class FeatureDataset(torch.utils.data.Dataset):
         # a string seed is hashed with SHA-512: the same factor in every process, worker and resumed run
         return random.Random(f"{self.seed}:{self.epoch}:{i}").choice(self.speed_perturb)
 
-    def features(self, i: int, factor: float = 1.0) -> torch.Tensor:
-        if factor != 1.0:
-            return self.norm(self.logmel(perturb_speed(load_audio(self.utts[i].audio), factor)))
-        if self.cache is not None and i in self.cache:
-            return self.cache[i]
-        feats = self.norm(self.logmel(load_audio(self.utts[i].audio)))
-        if self.cache is not None:
-            self.cache[i] = feats
-        return feats
+    def augment_rng(self, i: int) -> random.Random:
+        """The generator of utterance i's augmentation in this epoch (seeded like speed_factor)."""
+        return random.Random(f"{self.seed}:augment:{self.epoch}:{i}")
+
+    def waveform(self, i: int) -> torch.Tensor:
+        """Utterance i's clean samples (N,), float32; from the int16 waveform cache when there is one."""
+        if self.waves is not None and i in self.waves:
+            return self.waves[i].float() / 32768
+        wav = load_audio(self.utts[i].audio)
+        if self.waves is not None:
+            self.waves[i] = (wav * 32768).round().clamp(-32768, 32767).to(torch.int16)
+        return wav
+
+    def features(self, i: int, factor: float = 1.0, rng: random.Random | None = None) -> torch.Tensor:
+        """Features of utterance i at speed `factor`, augmented as `rng` draws (no rng: clean)."""
+        plan = self.augment.draw(rng) if self.augment is not None and rng is not None else []
+        if factor == 1.0 and not plan:
+            if self.cache is not None and i in self.cache:
+                return self.cache[i]
+            feats = self.norm(self.logmel(self.waveform(i)))
+            if self.cache is not None:
+                self.cache[i] = feats
+            return feats
+        wav = perturb_speed(self.waveform(i), factor)
+        if plan:
+            wav = self.augment.apply(wav, plan, rng)
+        return self.norm(self.logmel(wav))
 
     def preload(self, desc: str = "features") -> None:
-        """Fill the cache up front (with a progress bar) so training throughput is steady from step one."""
+        """Fill the cache up front (with a progress bar) so training throughput is steady from step one; with
+        augmentation also the waveform cache and the simulated room bank, which DataLoader workers then inherit."""
         for i in tqdm(range(len(self)), desc=desc, unit="utt", leave=False):
             self.features(i)
+        if self.augment is not None:
+            self.augment.prepare()
 
     def __getitem__(self, i: int) -> dict:
-        return {"id": self.utts[i].id, "feats": self.features(i, self.speed_factor(i)),
+        augmenting = self.augment is not None and self.epoch >= self.augment_start_epoch
+        rng = self.augment_rng(i) if augmenting else None
+        return {"id": self.utts[i].id, "feats": self.features(i, self.speed_factor(i), rng),
                 "tokens": torch.tensor(self.tokenizer.encode(self.utts[i].text), dtype=torch.long)}
 
 

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from ..data.augment import Augmenter
 from ..data.batching import BucketBatchSampler, FeatureDataset, collate
 from ..data.librispeech import read_manifest
 from ..data.tokenizer import load_tokenizer
@@ -107,9 +108,15 @@ class Trainer:
         if not train_utts:
             raise ValueError(f"{cfg.data.manifest_dir}/{cfg.data.train}.jsonl: no training utterances")
         dev_utts = load_split(cfg, cfg.data.dev, limit=cfg.data.dev_max_utts)
+        # multi-condition audio (conf/augment/) for the training set only: dev CER stays a clean measure
+        augment = Augmenter.from_config(cfg.get("augment"))
         self.train_set = FeatureDataset(train_utts, self.tokenizer, logmel, self.norm, cfg.data.cache_features,
-                                        speed_perturb=cfg.data.speed_perturb, seed=t.seed)
+                                        speed_perturb=cfg.data.speed_perturb, seed=t.seed,
+                                        augment=augment if augment.active else None,
+                                        augment_start_epoch=cfg.get("augment", {}).get("start_epoch", 0))
         self.dev_set = FeatureDataset(dev_utts, self.tokenizer, logmel, self.norm, cache=True)
+        if self.main and augment.active:
+            tqdm.write(f"training augmentation: {augment.describe()}")
         # a slowed-down utterance is longer: bucket by the longest it can become, so batches keep to max_frames
         slowest = min(cfg.data.speed_perturb or [1.0])
         self.sampler = BucketBatchSampler([u.duration / slowest for u in train_utts], cfg.data.max_frames,
