@@ -4,15 +4,17 @@
 # for decoding, decode (beam search with CTC, the LM and the lexicon) and score the test parts, export a model
 # directory.
 #
-#   recipes/mini/run.sh [--stage N] [--stop-stage M] [--data DIR] [--exp DIR]
+#   recipes/mini/run.sh [--stage N] [--stop-stage M] [--data DIR] [--exp DIR] [--augment multi|none]
 #                       [--synth "k=v ..."] [--lm "k=v ..."] [--train "k=v ..."] [--ctc "k=v ..."]
 #                       [--decode "k=v ..."]
 #
 # Stages: 1 synthesize, 2 prepare, 3 lm, 4 train, 5 ctc (fit the decoding CTC head), 6 decode, 7 score, 8 export.
 # Each is idempotent: finished audio is not re-rendered, existing manifests are kept, a finished LM, lexicon or
-# CTC head is kept, training resumes from its last checkpoint. Every setting lives in conf/ (synth.yaml, lm.yaml,
-# train.yaml, fit_ctc.yaml, decode.yaml); the options add Hydra overrides. Decoding uses the LM of <exp>/lm when
-# there is one, and the model of <exp>/las_ctc (stage 5) when there is one, else <exp>/las.
+# CTC head is kept, training resumes from its last checkpoint. LAS trains multi-condition (conf/augment/multi.yaml:
+# generated noise, babble, simulated rooms, telephone and band limits, gain, pitch) unless --augment none. Every
+# setting lives in conf/ (synth.yaml, lm.yaml, train.yaml, augment/, fit_ctc.yaml, decode.yaml); the options add
+# Hydra overrides. Decoding uses the LM of <exp>/lm when there is one, and the model of <exp>/las_ctc (stage 5)
+# when there is one, else <exp>/las.
 set -euo pipefail
 
 stage=1
@@ -25,6 +27,7 @@ train_opts=""
 lm_opts=""
 ctc_opts=""
 decode_opts=""
+augment=multi
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
@@ -32,6 +35,7 @@ while [ $# -gt 0 ]; do
     --data) data=$2; shift 2 ;;
     --exp) exp=$2; shift 2 ;;
     --synth) synth_opts=$2; shift 2 ;;
+    --augment) augment=$2; shift 2 ;;
     --train) train_opts=$2; shift 2 ;;
     --lm) lm_opts=$2; shift 2 ;;
     --ctc) ctc_opts=$2; shift 2 ;;
@@ -67,7 +71,8 @@ prepare() {
 
 train_model() {
   # shellcheck disable=SC2086
-  asr-train exp_dir="$trained" data.manifest_dir="$manifests" data.train="$train" data.dev=dev-seen resume=true $train_opts
+  asr-train exp_dir="$trained" data.manifest_dir="$manifests" data.train="$train" data.dev=dev-seen resume=true \
+    augment="$augment" $train_opts
 }
 
 train_lm() {
