@@ -15,6 +15,7 @@ from .decoding.timestamps import Word, word_times
 from .frontend import SAMPLE_RATE, AudioError, load_audio, prepare_samples
 from .modeldir import load_model_dir
 from .segmenter import SegmenterOptions, is_silent, split_on_silence
+from .vad import VadOptions, VoiceActivity
 
 Audio = str | Path | np.ndarray | torch.Tensor
 
@@ -41,18 +42,23 @@ class _Piece:
 
 
 class Transcriber:
-    """A loaded model directory with its front end and a search (greedy by default).
+    """A loaded model directory with its front end, a voice activity detector and a search (greedy by default).
 
-    segment: split each input on silence into pieces of at most `segmenter.max_seconds` (long recordings);
-    an input with no speech at all (digital silence) gives an empty transcript either way.
+    Every input goes through the detector first: one without speech gets an empty transcript and is not
+    decoded, so noise, music or hum give no text. An input longer than `segmenter.max_seconds` (the length of
+    the longest training utterances) is split at its pauses into pieces of at most that length, decoded one by
+    one; a shorter one is decoded whole, trimmed to its speech and the detector's margin. segment=False
+    decodes long inputs whole too (trimmed the same way).
     """
 
-    def __init__(self, model, tokenizer, logmel, norm, search: Search | None = None, segment: bool = False,
-                 segmenter: SegmenterOptions | None = None, batch_seconds: float = 300.0):
+    def __init__(self, model, tokenizer, logmel, norm, search: Search | None = None, segment: bool = True,
+                 segmenter: SegmenterOptions | None = None, batch_seconds: float = 300.0,
+                 vad: VadOptions | None = None):
         self.model, self.tokenizer, self.logmel, self.norm = model, tokenizer, logmel, norm
         self.search = search or Search()
         self.segment, self.segmenter = segment, segmenter or SegmenterOptions()
         self.batch_seconds = batch_seconds
+        self.vad = VoiceActivity(vad)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, **kwargs) -> Transcriber:
@@ -68,19 +74,25 @@ class Transcriber:
     def features(self, wav: torch.Tensor) -> torch.Tensor:
         return self.norm(self.logmel(wav))
 
+    def spans(self, wav: torch.Tensor) -> list[tuple[int, int]]:
+        """samples (N,) -> the stretches [(start, end)] to decode, in samples; empty when there is no speech."""
+        if is_silent(wav):
+            return []
+        if self.segment and wav.numel() > self.segmenter.max_seconds * SAMPLE_RATE:
+            return split_on_silence(wav, self.segmenter, self.vad)
+        speech = self.vad.speech_spans(wav)
+        return [(speech[0][0], speech[-1][1])] if speech else []
+
     def pieces(self, index: int, wav: torch.Tensor) -> list[_Piece]:
-        if self.segment:
-            spans = split_on_silence(wav, self.segmenter)
-        else:  # whole input, unless it is silence
-            spans = [] if is_silent(wav) else [(0, wav.numel())]
-        return [_Piece(index, self.features(wav[a:b]), a / SAMPLE_RATE) for a, b in spans
+        return [_Piece(index, self.features(wav[a:b]), a / SAMPLE_RATE) for a, b in self.spans(wav)
                 if b - a >= SAMPLE_RATE // 10]
 
     @torch.inference_mode()
     def decode_pieces(self, pieces: Sequence[_Piece]) -> list[tuple[str, list[Word]]]:
         feats = [p.feats for p in pieces]
         lengths = torch.tensor([len(f) for f in feats])
-        hyps = self.search(self.model, pad_sequence(feats, batch_first=True), lengths, frames=True)
+        hyps = self.search(self.model, pad_sequence(feats, batch_first=True), lengths, frames=True,
+                           symbols=self.tokenizer.symbols)
         reduction = getattr(self.model.listener, "reduction", 4)
         return [(self.tokenizer.decode(h.tokens),
                  word_times(self.tokenizer.symbols, h.tokens, h.frames, reduction, p.offset))

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from asr.decoding.beam import BeamOptions, beam_search
 from asr.decoding.ctc_prefix import CTCPrefixScorer
-from asr.decoding.greedy import ctc_greedy_decode, greedy_decode
+from asr.decoding.greedy import LoopGuard, ctc_greedy_decode, greedy_decode
 from asr.decoding.search import Search
 from asr.models.attention.base import AttentionState
 from asr.models.las import build_model
@@ -121,6 +121,10 @@ def teacher_forced_log_prob(model, memory, mem_lengths, tokens):
     return total
 
 
+CHARS = ["<blank>", "<sos/eos>", "<unk>", " ", "E", "H", "I", "R", "S"]  # a character vocabulary for tiny_model
+PIECES = ["<blank>", "<sos/eos>", "<unk>", "\u2581HER", "\u2581HIS", "\u2581", "E", "H", "S"]  # SentencePiece-like
+
+
 @pytest.mark.parametrize("attention", list(ATTENTIONS))
 def test_beam_of_one_is_greedy_for_every_attention(attention):
     model = tiny_model(attention)
@@ -129,6 +133,131 @@ def test_beam_of_one_is_greedy_for_every_attention(attention):
     beam = beam_search(model, feats, lengths, BeamOptions(beam_size=1))
     assert [h.tokens for h in beam] == greedy
     assert all(len(h.frames) == len(h.tokens) for h in beam)
+    guard = LoopGuard(symbols=CHARS)
+    guarded, _ = greedy_decode(model, feats, lengths, guard=guard)
+    assert [h.tokens for h in beam_search(model, feats, lengths, BeamOptions(beam_size=1), guard=guard)] == guarded
+
+
+class Scripted(torch.nn.Module):
+    """A speller output layer giving every hypothesis the logits script[step] (steps, V), whatever it has
+    spelt so far: the search alone decides what comes of them."""
+
+    def __init__(self, script):
+        super().__init__()
+        self.script, self.step = script, 0
+
+    def forward(self, features):
+        self.step += 1
+        return self.script[min(self.step - 1, len(self.script) - 1)].repeat(len(features), 1)
+
+
+def scripted(script):
+    """A tiny model whose speller's output follows `script` (steps, V)."""
+    model = tiny_model("location")
+    model.speller.output = Scripted(script)
+    return model
+
+
+def looping(symbols, cycle, eos_logit=-10.0, eos_from=None, steps=400):
+    """A tiny model whose speller spells `cycle` (tokens) over and over: at each step the cycle's next token
+    scores 5, every other token 0 and <eos> eos_logit (4 from step eos_from on)."""
+    script = torch.zeros(steps, len(symbols))
+    script[torch.arange(steps), torch.tensor(cycle).repeat(steps // len(cycle) + 1)[:steps]] = 5.0
+    script[:, EOS] = eos_logit
+    if eos_from is not None:
+        script[eos_from:, EOS] = 4.0
+    return scripted(script)
+
+
+def words(symbols, tokens):
+    text = "".join(symbols[t] for t in tokens).replace("\u2581", " ")
+    return text.split()
+
+
+def most_repeated(ws, n=4):
+    grams = [tuple(ws[i:i + n]) for i in range(len(ws) - n + 1)]
+    return max((grams.count(g) for g in grams), default=0)
+
+
+@pytest.mark.parametrize("symbols, text, expected", [
+    (CHARS, "HER ", "HER HER"),
+    (CHARS, "HIS HER ", "HIS HER HIS HER"),
+    (PIECES, ["\u2581HER"], "HER HER"),
+    (PIECES, ["\u2581HIS", "S", "\u2581HER"], "HISS HER HISS HER"),
+])
+def test_greedy_ends_a_loop_and_drops_the_repetition(symbols, text, expected):
+    cycle = [symbols.index(c) for c in text]
+    feats, lengths = torch.randn(2, 200, 20), torch.tensor([200, 160])
+    model = looping(symbols, cycle)
+    free, _ = greedy_decode(model, feats, lengths)
+    assert all(len(t) == m for t, m in zip(free, model.encode(feats, lengths)[1].tolist()))  # up to the limit
+    assert all(most_repeated(words(symbols, t)) >= 3 for t in free)
+    guarded, _ = greedy_decode(looping(symbols, cycle), feats, lengths, guard=LoopGuard(symbols=symbols))
+    assert [" ".join(words(symbols, t)) for t in guarded] == [expected, expected]
+    assert all(symbols[t[-1]] != " " for t in guarded)  # nor the space before the dropped repetition
+    beam = beam_search(looping(symbols, cycle), feats, lengths, BeamOptions(beam_size=1),
+                       guard=LoopGuard(symbols=symbols))
+    assert [h.tokens for h in beam] == guarded
+    assert all(len(h.frames) == len(h.tokens) for h in beam)
+
+
+@pytest.mark.parametrize("eos_from", [None, 60])  # the speller never ends, or ends after a long loop
+def test_beam_prunes_hypotheses_that_repeat_an_ngram_a_third_time(eos_from):
+    cycle = [CHARS.index(c) for c in "HER "]
+    feats, lengths = torch.randn(2, 400, 20), torch.tensor([400, 320])
+    options = BeamOptions(beam_size=4, length_norm=1.0)
+    free = beam_search(looping(CHARS, cycle, eos_from=eos_from), feats, lengths, options)
+    assert all(most_repeated(words(CHARS, h.tokens)) >= 3 for h in free)
+    limits = looping(CHARS, cycle).encode(feats, lengths)[1].tolist()
+    for repeats, n in ((2, 4), (1, 4), (3, 4), (2, 2)):
+        guard = LoopGuard(max_ngram_repeats=repeats, repeat_ngram=n, symbols=CHARS)
+        for h, limit in zip(beam_search(looping(CHARS, cycle, eos_from=eos_from), feats, lengths, options,
+                                        guard=guard), limits):
+            said = words(CHARS, h.tokens)
+            if len(h.tokens) == limit:  # ended by the length limit, inside its last word: that one is not counted
+                said = said[:-1]
+            assert said and most_repeated(said, n) <= repeats
+
+
+def test_guard_changes_nothing_without_loops():
+    """A speller reading a sentence (with a 4-gram said twice, which is allowed), then <eos>: greedy and beam
+    give it with and without the guard."""
+    sentence = "HIS HER IS SHE HIS HER IS SHE SHE IS"
+    torch.manual_seed(7)
+    script = torch.randn(len(sentence) + 1, len(CHARS))
+    for i, token in enumerate([CHARS.index(c) for c in sentence] + [EOS]):
+        script[i, token] = 6.0
+    feats, lengths = torch.randn(1, 400, 20), torch.tensor([400])
+    guard = LoopGuard(symbols=CHARS)
+    for search in (lambda m, g: greedy_decode(m, feats, lengths, guard=g)[0][0],
+                   lambda m, g: beam_search(m, feats, lengths, BeamOptions(beam_size=4), guard=g)[0].tokens,
+                   lambda m, g: beam_search(m, feats, lengths, BeamOptions(beam_size=4, length_norm=1.0),
+                                            guard=g)[0].tokens):
+        free = search(scripted(script), None)
+        guarded = search(scripted(script), guard)
+        assert "".join(CHARS[t] for t in free) == sentence
+        assert guarded == free
+
+
+def test_character_rate_cap_and_guard_options():
+    cycle = [CHARS.index(c) for c in "HER "]
+    feats, lengths = torch.randn(2, 200, 20), torch.tensor([200, 100])  # 2 s and 1 s
+    capped = LoopGuard(max_ngram_repeats=0, max_chars_per_second=7.0)
+    tokens, _ = greedy_decode(looping(CHARS, cycle), feats, lengths, guard=capped)
+    assert [len(t) for t in tokens] == [14, 7]
+    beam = beam_search(looping(CHARS, cycle), feats, lengths, BeamOptions(beam_size=3), guard=capped)
+    assert [len(h.tokens) for h in beam] == [14, 7]
+    search = Search.from_config({"method": "greedy", "max_ngram_repeats": 0, "max_chars_per_second": 7.0})
+    assert [len(h.tokens) for h in search(looping(CHARS, cycle), feats, lengths)] == [14, 7]
+    model = looping(CHARS, cycle)
+    # the CTC best path cannot loop: it takes the options and ignores them
+    ctc = Search.from_config({"method": "ctc_greedy", "max_ngram_repeats": 1, "repeat_ngram": 1,
+                              "max_chars_per_second": 1.0})
+    assert [h.tokens for h in ctc(model, feats, lengths, symbols=CHARS)] == ctc_greedy_decode(model, feats, lengths)[0]
+    with pytest.raises(ValueError, match="3 tokenizer symbols for a model of 9"):
+        greedy_decode(model, feats, lengths, guard=LoopGuard(symbols=CHARS[:3]))
+    with pytest.raises(ValueError, match="repeat_ngram"):
+        LoopGuard(repeat_ngram=0)
 
 
 @pytest.mark.parametrize("attention", ["location", "mocha"])

@@ -5,12 +5,13 @@ import pytest
 import soundfile as sf
 import torch
 
+from asr.cli.transcribe import build_parser
 from asr.cli.transcribe import main as transcribe_main
-from asr.frontend import AudioError
-from asr.segmenter import speech_frames
+from asr.frontend import AudioError, load_audio
 from asr.transcriber import Transcriber
 
 from .conftest import ROOT
+from .test_vad import corpus_utterance, non_speech
 
 REAL = ROOT / "tests" / "data" / "librispeech-real" / "LibriSpeech" / "dev-clean"
 
@@ -122,7 +123,7 @@ def test_segmented_long_recording_keeps_every_piece(tiny_model):
     pieces = [sf.read(str(p), dtype="float32")[0] for p in sorted(REAL.rglob("*.flac"))[:3]]
     gap = np.zeros(8000, np.float32)
     long = np.concatenate([pieces[0], gap, pieces[1], gap, pieces[2]])
-    transcriber = Transcriber.from_pretrained(tiny_model, search=Search(), segment=True)
+    transcriber = Transcriber.from_pretrained(tiny_model, search=Search())
     transcriber.segmenter.max_seconds = max(len(p) for p in pieces) / 16000 + 1.0
     result = transcriber.transcribe_many([long])[0]
     starts = [p.offset for p in transcriber.pieces(0, transcriber.samples(long))]
@@ -130,7 +131,7 @@ def test_segmented_long_recording_keeps_every_piece(tiny_model):
     # trimmed to its speech (read speech has pauses of its own too)
     edges = np.cumsum([len(pieces[0]), len(gap), len(pieces[1]), len(gap)]) / 16000
     for (gap_start, gap_end), following in zip((edges[0:2], edges[2:4]), pieces[1:]):
-        lead = int(speech_frames(torch.from_numpy(following), 35.0).nonzero()[0]) / 100
+        lead = transcriber.vad.speech_spans(torch.from_numpy(following))[0][0] / 16000
         assert any(gap_start - 0.05 <= t <= gap_end + lead for t in starts)
     assert all(w.start >= 0 for w in result.words)
     if result.words:
@@ -160,3 +161,63 @@ def test_cli_beam_with_lm_and_lexicon_and_a_lexicon_missing_from_the_lm_dir(tiny
     assert transcribe_main([*files, "--model", str(tiny_model), "--beam", "3", "--lm", str(lm_dir),
                             "--lexicon-weight", "0.5"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def count_decoded(transcriber, monkeypatch) -> list:
+    """Record the pieces the transcriber decodes (lengths in feature frames)."""
+    decoded, decode = [], transcriber.decode_pieces
+    monkeypatch.setattr(transcriber, "decode_pieces",
+                        lambda pieces: decoded.extend(len(p.feats) for p in pieces) or decode(pieces))
+    return decoded
+
+
+def test_no_speech_no_text_and_no_decoding(tiny_model, monkeypatch):
+    transcriber = Transcriber.from_pretrained(tiny_model)
+    decoded = count_decoded(transcriber, monkeypatch)
+    signals = non_speech(5.0)
+    results = transcriber.transcribe_many([wav.numpy() for wav in signals.values()])
+    for name, result in zip(signals, results):
+        assert result.error is None and result.text == "" and result.words == [], name
+    assert decoded == []
+
+
+def test_speech_gets_through_the_gate_also_in_noise(tiny_corpus, tiny_model):
+    transcriber = Transcriber.from_pretrained(tiny_model)
+    speech = corpus_utterance(tiny_corpus)
+    noise = torch.randn(len(speech), generator=torch.Generator().manual_seed(4))
+    noise *= speech.norm() / noise.norm() / 10 ** (10 / 20)  # 10 dB SNR
+    assert transcriber.transcribe(speech.numpy()) != ""
+    assert transcriber.transcribe((speech + noise).numpy()) != ""
+
+
+def test_short_input_is_trimmed_to_its_speech(tiny_corpus, tiny_model):
+    transcriber = Transcriber.from_pretrained(tiny_model)
+    speech = corpus_utterance(tiny_corpus)
+    wav = torch.cat([torch.zeros(2 * 16000), speech, torch.zeros(2 * 16000)])
+    (start, end), = transcriber.spans(wav)
+    assert 1.8 * 16000 <= start <= 2.2 * 16000 and end - start <= len(speech) + 0.4 * 16000
+
+
+def test_long_input_is_segmented_without_being_asked(tiny_corpus, tiny_model, monkeypatch):
+    manifest = (tiny_corpus / "manifests" / "train-synth.jsonl").read_text().splitlines()
+    gap, wavs = torch.zeros(int(0.3 * 16000)), []
+    for line in manifest:  # utterances joined with 0.3 s pauses, as asr.bench.decode does
+        wavs += [load_audio(json.loads(line)["audio"]), gap]
+        if sum(len(w) for w in wavs) >= 60 * 16000:
+            break
+    long = torch.cat(wavs[:-1])
+    joined = len(wavs) // 2
+    transcriber = Transcriber.from_pretrained(tiny_model)
+    max_seconds = transcriber.segmenter.max_seconds
+    assert len(long) >= 60 * 16000 > max_seconds * 16000
+    decoded = count_decoded(transcriber, monkeypatch)
+    result = transcriber.transcribe_many([long.numpy()])[0]
+    assert result.error is None
+    assert len(decoded) >= joined - 1 and max(decoded) <= max_seconds * 100 + 1
+    whole = Transcriber.from_pretrained(tiny_model, segment=False)
+    assert len(whole.spans(long)) == 1
+
+
+def test_help_names_no_segment():
+    help_text = build_parser().format_help()
+    assert "--no-segment" in help_text and "max_seconds" in help_text

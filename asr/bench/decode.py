@@ -9,8 +9,9 @@ the word lexicon (when the LM directory has a lexicon.tsv), and the recipe's sea
 and weights, with the LM and lexicon).
 Settings other than those come from conf/decode.yaml `search`. Long audio: the test utterances of the first
 part, joined with 0.3 s of silence into recordings of at least --long-seconds, decoded whole (greedy, plain and
-with a decode-time attention window when the model's attention is soft) and split on silence by the
-segmenter; each is scored against the joined references next to the same utterances decoded one by one.
+with a decode-time attention window when the model's attention is soft) and split at pauses by the segmenter
+(conf/decode.yaml `segmenter` and `vad`); each is scored against the joined references next to the same
+utterances decoded one by one.
 Writes recipes/mini/exp/decode_bench.json.
 """
 
@@ -76,7 +77,9 @@ def long_recordings(utts, min_seconds: float) -> list[tuple[torch.Tensor, list]]
 
 def long_audio(model, tokenizer, logmel, norm, utts, one_by_one: dict, min_seconds: float) -> dict:
     """WER of long recordings decoded whole and segmented, against the same utterances one by one."""
+    from ..segmenter import SegmenterOptions
     from ..transcriber import Transcriber
+    from ..vad import VadOptions
 
     recordings = long_recordings(utts, min_seconds)
     if not recordings:
@@ -85,7 +88,9 @@ def long_audio(model, tokenizer, logmel, norm, utts, one_by_one: dict, min_secon
     separate = {f"long{i}": " ".join(one_by_one[u.id] for u in members) for i, (_, members) in enumerate(recordings)}
     result = {"recordings": len(recordings), "seconds_each": [round(len(w) / SAMPLE_RATE, 1) for w, _ in recordings],
               "one_by_one": score(refs, separate)["wer"]}
-    segmented = Transcriber(model, tokenizer, logmel, norm, segment=True)
+    conf = OmegaConf.load(Path(CONF_DIR) / "decode.yaml")
+    segmented = Transcriber(model, tokenizer, logmel, norm, segmenter=SegmenterOptions(**conf.segmenter),
+                            vad=VadOptions(**conf.vad))
     start = time.perf_counter()
     texts = segmented.transcribe_many([w for w, _ in recordings])
     result["segmented"] = score(refs, {f"long{i}": t.text for i, t in enumerate(texts)})["wer"]
@@ -102,7 +107,8 @@ def long_audio(model, tokenizer, logmel, norm, utts, one_by_one: dict, min_secon
             model.speller.attention = attention
             whole = {}
             for i, feats in enumerate(features):
-                hyp = Search()(model, pad_sequence([feats], batch_first=True), torch.tensor([len(feats)]))
+                hyp = Search()(model, pad_sequence([feats], batch_first=True), torch.tensor([len(feats)]),
+                               symbols=tokenizer.symbols)
                 whole[f"long{i}"] = tokenizer.decode(hyp[0].tokens)
             result[name] = score(refs, whole)["wer"]
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import hydra
@@ -40,13 +41,14 @@ def decode_manifest(cfg: DictConfig) -> dict:
     start, plot_seconds = time.perf_counter(), 0.0
     for idx in tqdm(batches, desc=f"decode {Path(cfg.manifest).stem}", unit="batch", leave=False):
         batch = collate([dataset[i] for i in idx])
-        tokens = [h.tokens for h in search(model, batch["feats"], batch["feat_lengths"])]
+        tokens = [h.tokens for h in search(model, batch["feats"], batch["feat_lengths"], symbols=tokenizer.symbols)]
         for i, t in zip(idx, tokens):
             hyps[utts[i].id] = tokenizer.decode(t)
         plot_start = time.perf_counter()
         for j in [j for j, i in enumerate(idx) if i in to_plot]:  # alignments come from the greedy search
             greedy, alignments = greedy_decode(model, batch["feats"][j:j + 1], batch["feat_lengths"][j:j + 1],
-                                               cfg.search.max_len_ratio, keep_alignments=True)
+                                               cfg.search.max_len_ratio, keep_alignments=True,
+                                               guard=replace(search.guard, symbols=tokenizer.symbols))
             u = utts[idx[j]]
             plot_alignment(alignments[0], [tokenizer.symbols[k] for k in greedy[0]] + ["<eos>"],
                            out / f"alignment-{u.id}.png", title=f"{u.id}: {tokenizer.decode(greedy[0])}")

@@ -2,8 +2,10 @@
 
 Output formats: text (`FILE<TAB>TEXT` per file), json (one object per file with word times) or srt (subtitles,
 one block per file). Greedy search unless --beam N > 1; the beam settings come from conf/decode.yaml
-(`search`, `segmenter`) and the options below override them. A file that cannot be transcribed gives one
-line on stderr naming it and the problem; the other files are still transcribed, and the exit status is 1.
+(`search`, `segmenter`, `vad`) and the options below override them. A file without speech (noise, music, hum,
+silence) gets an empty transcript; a file longer than segmenter.max_seconds is split at its pauses first. A
+file that cannot be transcribed gives one line on stderr naming it and the problem; the other files are still
+transcribed, and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm-weight", type=float, default=None)
     p.add_argument("--lexicon-weight", type=float, default=None,
                    help="word LM from the LM directory's lexicon.tsv (and bigrams.tsv), in the beam")
-    p.add_argument("--segment", action="store_true", help="split long recordings on silence first")
+    p.add_argument("--segment", action=argparse.BooleanOptionalAction, default=True,
+                   help="split files longer than segmenter.max_seconds (conf/decode.yaml) at their pauses and "
+                        "decode the pieces one by one (the default); --no-segment decodes them whole")
     p.add_argument("--window", type=int, nargs=2, default=None, metavar=("BEFORE", "AFTER"),
                    help="decode a soft attention within these listener frames around its previous peak")
     p.add_argument("--stream", action="store_true",
@@ -95,10 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.stream or args.mic:
             return stream(args, files)
         from ..segmenter import SegmenterOptions
+        from ..vad import VadOptions
 
         conf = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "decode.yaml"))
         transcriber = Transcriber.from_pretrained(args.model, search=search_from_args(args, conf["search"]),
-                                                  segment=args.segment, segmenter=SegmenterOptions(**conf["segmenter"]))
+                                                  segment=args.segment, segmenter=SegmenterOptions(**conf["segmenter"]),
+                                                  vad=VadOptions(**conf["vad"]))
         window = args.window or conf.get("window")
         if window:
             from ..models.attention.windowed import add_decode_window

@@ -8,6 +8,10 @@ each take one batched call per step whatever the attention is. A step's score fo
 (Chorowski & Jaitly 2016) for frames whose summed attention passes a threshold. As in
 fairseq, the best 2K candidates are looked at: those ending in <eos> among the top K are finished, and the K
 best others go on, so a finished hypothesis never shrinks the beam.
+
+With a loop guard (greedy.LoopGuard), a candidate whose token completes a word n-gram seen max_ngram_repeats
+times already is pruned: it ends like an <eos> candidate but is not finished, only kept, without that
+repetition, as the utterance's answer should none finish at all (so a beam of one stops where greedy does).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import torch
 
 from ..models.las import LAS
 from .ctc_prefix import NEG, CTCPrefixScorer
+from .greedy import LoopGuard
 
 
 @dataclass
@@ -49,12 +54,13 @@ class Hypothesis:
 
 @torch.inference_mode()
 def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options: BeamOptions | None = None,
-                lm=None, lexicon=None) -> list[Hypothesis]:
+                lm=None, lexicon=None, guard: LoopGuard | None = None) -> list[Hypothesis]:
     """feats (B, T, F), lengths (B,) -> the best hypothesis of each utterance.
 
     lm, lexicon: optional language models, each with `init_state(batch, device)`,
     `step(tokens, state) -> (log_probs, state)` and `state.select(index)` (asr.models.lm.CharLM,
     asr.models.lexicon_lm.LexiconLM), weighted by lm_weight and lexicon_weight.
+    guard: length cap and word n-gram repeats (greedy.LoopGuard).
     """
     opt = options or BeamOptions()
     if opt.ctc_weight > 0 and model.ctc_head is None:
@@ -80,6 +86,10 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
              if w > 0]
 
     max_steps = mem_lengths.mul(opt.max_len_ratio).ceil().long().clamp(min=1)
+    cap = guard.max_tokens(lengths.to(device)) if guard else None
+    if cap is not None:
+        max_steps = torch.minimum(max_steps, cap)
+    tracker = guard.tracker(b * k, eos, model.vocab_size, device) if guard else None
     min_steps = mem_lengths.mul(opt.min_len_ratio).floor().long()
     scores = torch.full((b, k), NEG, device=device)
     scores[:, 0] = 0.0  # one live hypothesis per utterance to start with
@@ -88,6 +98,7 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
     frames = tokens.new_zeros(b * k, 0)
     coverage = memory.new_zeros(b * k, memory.shape[1]) if opt.coverage_weight > 0 else None
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
+    pruned: list[list[Hypothesis]] = [[] for _ in range(b)]  # loops, without their last repetition
     active = torch.arange(b, device=device)  # utterances in the batch, in row-block order
     # per active utterance: its search is over, but its rows stay (scores NEG, so nothing they make is kept or
     # finished) until half the batch is over, so the listener-made tensors are copied smaller a few times per
@@ -131,25 +142,36 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
         source = top_index // v + utterance * k  # row each candidate extends
         token = top_index % v
         is_eos = token == eos
+        is_loop = torch.zeros_like(is_eos)
+        if tracker is not None:
+            is_loop = tracker.repeats()[source] & tracker.ends_word(token)
+            cut = tracker.cut()
+        ends = is_eos | is_loop
         last_step = step + 1 >= max_steps[active]
 
         # finish: <eos> among the top K, or everything when the utterance reaches its maximum length
         rank = torch.arange(top_scores.shape[1], device=device)[None, :]
-        done_now = (is_eos | last_step[:, None]) & (rank < k) & (top_scores > NEG / 2) & ~over[:, None]
+        done_now = (ends | last_step[:, None]) & (rank < k) & (top_scores > NEG / 2) & ~over[:, None]
         for i, j in done_now.nonzero().tolist():
             row, ended = source[i, j], bool(is_eos[i, j])
+            if is_loop[i, j]:
+                ids = tracker.trim(history[row, : int(cut[row])].tolist())
+                norm = (len(ids) + 1) ** opt.length_norm
+                pruned[int(active[i])].append(Hypothesis(ids, frames[row, : len(ids)].tolist(),
+                                                         float(top_scores[i, j]) / norm))
+                continue
             ids = history[row].tolist() + ([] if ended else [int(token[i, j])])
             hyp_frames = frames[row].tolist() + ([] if ended else [int(weights[row].argmax())])
             norm = (len(ids) + 1) ** opt.length_norm
             finished[int(active[i])].append(Hypothesis(ids, hyp_frames, float(top_scores[i, j]) / norm))
 
         # go on with the K best candidates that did not end
-        order = (rank + is_eos.long() * 2 * k).argsort(-1)[:, :k]
-        keep_scores = top_scores.gather(1, order).masked_fill(is_eos.gather(1, order), NEG)
+        order = (rank + ends.long() * 2 * k).argsort(-1)[:, :k]
+        keep_scores = top_scores.gather(1, order).masked_fill(ends.gather(1, order), NEG)
         keep_source, keep_token = source.gather(1, order).view(-1), token.gather(1, order).view(-1)
         keep_pick = pick.gather(1, order) if ctc is not None else None
 
-        n_done = torch.tensor([len(finished[int(u)]) for u in active], device=device)
+        n_done = torch.tensor([len(finished[int(u)]) + len(pruned[int(u)]) for u in active], device=device)
         best_done = torch.tensor([max((h.score for h in finished[int(u)]), default=NEG) for u in active],
                                  device=device)
         search_over = over | last_step | (n_done >= k)
@@ -169,6 +191,9 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
         tokens = keep_token.view(a, k)[keep].view(-1)
         history = torch.cat([history[rows], tokens[:, None]], 1)
         frames = torch.cat([frames[rows], weights[rows].argmax(-1, keepdim=True)], 1)
+        if tracker is not None:
+            tracker.select(rows)
+            tracker.append(tokens)
         active = active[keep]
         state = state.select(rows, keep_memory=not compact, memory_extras=memory_extras)
         if ctc is not None:
@@ -181,4 +206,5 @@ def beam_search(model: LAS, feats: torch.Tensor, lengths: torch.Tensor, options:
         if coverage is not None:
             coverage = coverage[rows]
 
-    return [max(hyps, key=lambda h: h.score) if hyps else Hypothesis([], [], NEG) for hyps in finished]
+    return [max(hyps or loops, key=lambda h: h.score) if hyps or loops else Hypothesis([], [], NEG)
+            for hyps, loops in zip(finished, pruned)]
