@@ -330,12 +330,16 @@ def test_augmented_items_are_the_same_in_workers_and_across_instances(corpus_par
     utts, tok, logmel, norm = corpus_parts
     config = augment_config("multi", "augment.reverb.rooms=8", "augment.noise.prob=0.4", "augment.babble.prob=0.3")
     runs = []
-    for workers in (0, 1):
+    for workers in (0, 0, 1):
         dataset = FeatureDataset(utts, tok, logmel, norm, seed=4, speed_perturb=[0.9, 1.0, 1.1],
                                  augment=Augmenter.from_config(config))
         dataset.set_epoch(2)
         runs.append(batches(dataset, workers))
-    assert all(torch.equal(a, b) for a, b in zip(*runs))
+    assert all(torch.equal(a, b) for a, b in zip(runs[0], runs[1]))
+    # a worker runs torch on one thread, which may sum FFTs and convolutions in another order than the main
+    # process: the same draws then agree to rounding, where a different draw would differ by whole units
+    for a, b in zip(runs[0], runs[2]):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-3)
     clean = FeatureDataset(utts, tok, logmel, norm, seed=4, speed_perturb=[0.9, 1.0, 1.1])
     clean.set_epoch(2)
     assert any(not torch.equal(a, b) for a, b in zip(runs[0], batches(clean, 0)))
