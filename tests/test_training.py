@@ -196,11 +196,15 @@ def test_accumulated_step_equals_one_step_on_the_joined_gradient(tiny_corpus, tm
 
 
 @pytest.mark.slow
-def test_mid_epoch_resume_is_exact_with_accumulation_augmentation_and_workers(tiny_corpus, tmp_path):
+@pytest.mark.parametrize("augmentation", [
+    ["specaug.enabled=true", "specaug.start_epoch=0"],
+    ["augment=multi", "augment.start_epoch=0", "augment.reverb.rooms=8"],  # multi-condition audio, drawn per read
+], ids=["specaug", "multi_condition"])
+def test_mid_epoch_resume_is_exact_with_accumulation_augmentation_and_workers(tiny_corpus, tmp_path, augmentation):
     manifests = tiny_corpus / "manifests"
     # dropout stays on: its RNG must be restored too
-    common = ["train.max_epochs=1", "train.accum_steps=2", "data.speed_perturb=[0.9,1.0,1.1]",
-              "specaug.enabled=true", "specaug.start_epoch=0", "device=cpu"]
+    common = ["train.max_epochs=1", "train.accum_steps=2", "data.speed_perturb=[0.9,1.0,1.1]", *augmentation,
+              "device=cpu"]
     straight = Trainer(train_config(manifests, tmp_path / "a", *common))
     straight.run()
     assert straight.state["step"] >= 2
