@@ -34,6 +34,7 @@ from tqdm import tqdm
 from ..cli import CONF_DIR
 from ..data.augment import Babble, GeneratedNoise, mix_at_snr, reverberate, simulate_rirs, telephone
 from ..data.librispeech import Utterance, read_manifest, scan_subset
+from ..data.noise import torch_generator
 from ..frontend import SAMPLE_RATE, load_audio
 from ..scoring import score
 
@@ -91,8 +92,7 @@ def edge_silence(clean: Waves) -> Waves:
     for uid, wav in clean.items():
         rng = rng_for("edges", uid)
         before, after = (round(rng.uniform(*EDGE_SILENCE) * SAMPLE_RATE) for _ in range(2))
-        gen = torch.Generator().manual_seed(rng.getrandbits(63))
-        floor = 10 ** (-70 / 20) * torch.randn(before + wav.numel() + after, generator=gen)
+        floor = 10 ** (-70 / 20) * torch.randn(before + wav.numel() + after, generator=torch_generator(rng))
         floor[before: before + wav.numel()] += wav
         out[uid] = floor
     return out
