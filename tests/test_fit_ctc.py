@@ -186,3 +186,31 @@ def test_fit_ctc_refuses_to_overwrite_its_source(tiny_corpus, tiny_model):
 def test_fit_ctc_names_a_missing_model(tiny_corpus, tmp_path):
     with pytest.raises(FileNotFoundError, match="not a model directory"):
         fit_ctc(fit_config(tiny_corpus, tmp_path / "nothing", tmp_path / "out"))
+
+
+def test_fit_ctc_learns_from_augmented_training_copies_and_a_clean_dev_set(tiny_corpus, tiny_model, tmp_path,
+                                                                           monkeypatch):
+    """augment=multi: the training copies' listener outputs come from augmented audio (a different draw per speed
+    factor), the dev outputs stay those of the clean audio."""
+    cached = {}
+    real_memories = fit_ctc_module.listener_memories
+
+    def keep(model, dataset, durations, max_frames, desc):
+        cached.setdefault(desc, []).append(real_memories(model, dataset, durations, max_frames, desc))
+        return cached[desc][-1]
+
+    monkeypatch.setattr(fit_ctc_module, "listener_memories", keep)
+    everything = ["augment.noise.prob=1.0", "augment.babble.prob=0.0", "augment.reverb.prob=0.0"]
+    fit_ctc(fit_config(tiny_corpus, tiny_model, tmp_path / "clean", "fit.passes=1", "fit.speed_perturb=[1.0,1.0]"))
+    fit_ctc(fit_config(tiny_corpus, tiny_model, tmp_path / "noisy", "fit.passes=1", "fit.speed_perturb=[1.0,1.0]",
+                       "augment=multi", *everything))
+    clean, noisy = cached["listener (train)"]
+    n = len(clean) // 2
+    for a, b in zip(clean[:n], clean[n:]):
+        assert torch.equal(a[0], b[0])  # clean: both copies at speed 1.0 are the same
+    for a, b in zip(noisy[:n], noisy[n:]):
+        assert not torch.allclose(a[0], b[0])  # each copy draws its own noise
+    for a, b in zip(clean, noisy):
+        assert a[0].shape == b[0].shape and not torch.allclose(a[0], b[0])
+    for a, b in zip(*cached["listener (dev)"]):
+        assert torch.equal(a[0], b[0])

@@ -100,6 +100,7 @@ def at_final_rate(done: int, per_pass: int, passes: int, time_fraction: float) -
 
 def fit_ctc(cfg: DictConfig) -> dict:
     """Fit as conf/fit_ctc.yaml says and write out_dir; returns the dev figures of the old and the new head."""
+    from ..data.augment import Augmenter
     from ..data.batching import FeatureDataset, bucket_batches
     from ..modeldir import FILES, load_model_dir
     from ..models.ctc_head import CTCHead, ctc_loss
@@ -130,8 +131,17 @@ def fit_ctc(cfg: DictConfig) -> dict:
     start = clock()
     # one item per utterance and speed factor: a pass goes over every copy
     factors = [float(f) for f in cfg.fit.speed_perturb or [1.0]]
-    train_set = torch.utils.data.ConcatDataset(
-        [FeatureDataset(train_utts, tokenizer, logmel, norm, cache=False, speed_perturb=[f]) for f in factors])
+    # the listener learned on the training augmentation, so the head learns from its outputs on the same kind of
+    # audio: each copy draws its own effects (a different augmentation epoch), dev stays clean
+    augment = Augmenter.from_config(cfg.get("augment"))
+    copies = []
+    for k, f in enumerate(factors):
+        copies.append(FeatureDataset(train_utts, tokenizer, logmel, norm, cache=False, speed_perturb=[f],
+                                     seed=cfg.seed, augment=augment if augment.active else None))
+        copies[-1].set_epoch(k + 1)
+    if augment.active:
+        tqdm.write(f"asr-fit-ctc: training copies augmented: {augment.describe()}")
+    train_set = torch.utils.data.ConcatDataset(copies)
     train_durations = [u.duration / f for f in factors for u in train_utts]
     if cfg.fit.cache_listener:  # computed once for every pass
         cached = listener_memories(model, train_set, train_durations, cfg.fit.encode_max_frames, "listener (train)")

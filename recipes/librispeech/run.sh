@@ -85,6 +85,11 @@ mapfile -t conf <<< "$values"
 train_sets=${conf[0]} dev_sets=${conf[1]} test_sets=${conf[2]}
 tokenizer=${conf[3]} vocab_size=${conf[4]} coverage=${conf[5]}
 noise_dir=$data/${conf[6]} rir_dir=$data/${conf[7]}
+# the training audio of stage 8, and of the CTC head's fit in stage 10 (it learns from the same listener outputs)
+augment_args=(augment=none)
+if [ "$augment" = musan ]; then
+  augment_args=(augment=musan augment.noise_dir="$noise_dir" augment.rir_dir="$rir_dir")
+fi
 valid=${dev_sets%% *}  # the first dev subset picks the best epoch
 all_sets=$(echo "$train_sets $dev_sets $test_sets" | tr ' ' '\n' | awk '!seen[$0]++' | tr '\n' ' ')
 eval_sets=$(echo "$dev_sets $test_sets" | tr ' ' '\n' | awk '!seen[$0]++' | tr '\n' ' ')
@@ -132,10 +137,7 @@ prepare() {  # prepare STEP: manifests, stats or tokenizer (asr-prepare skips wh
 
 train_model() {
   local args=(--config-name "librispeech/$config" exp_dir="$model" data.manifest_dir="$manifests" data.train=train
-              data.dev="$valid" resume=true)
-  if [ "$augment" = musan ]; then
-    args+=(augment=musan augment.noise_dir="$noise_dir" augment.rir_dir="$rir_dir")
-  fi
+              data.dev="$valid" resume=true "${augment_args[@]}")
   if [ "$ngpu" -gt 1 ]; then
     # shellcheck disable=SC2086
     torchrun --standalone --nproc_per_node="$ngpu" -m asr.cli.train "${args[@]}" $train_opts
@@ -171,7 +173,7 @@ fit_ctc() {
     # every pass of conf/fit_ctc.yaml: its wall-clock budget is the mini recipe's
     # shellcheck disable=SC2086
     asr-fit-ctc model_dir="$(trained_dir)" out_dir="$with_ctc" data.manifest_dir="$manifests" data.train=train \
-      data.dev="$valid" fit.cache_listener=false fit.max_minutes=null $ctc_opts
+      data.dev="$valid" fit.cache_listener=false fit.max_minutes=null "${augment_args[@]}" $ctc_opts
   fi
 }
 

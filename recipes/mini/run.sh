@@ -99,7 +99,7 @@ fit_ctc() {
   else
     # shellcheck disable=SC2086
     asr-fit-ctc model_dir="$trained" out_dir="$with_ctc" data.manifest_dir="$manifests" data.train="$train" \
-      data.dev=dev-seen $ctc_opts
+      data.dev=dev-seen augment="$augment" $ctc_opts
   fi
 }
 
