@@ -3,21 +3,16 @@ import sys
 import textwrap
 
 import pytest
-import torch
-from torch import nn
 
 from asr.bench.speed import MODELS, TARGETS, TASKS, ratios
 from asr.bench.speed import main as bench_speed
-from asr.models.attention.location import LocationAwareAttention
-from asr.models.listener import packed_lstm, run_lstm
-from asr.models.speller import Speller
 
 TINY = ["model.listener.channels=4", "model.listener.hidden=16", "model.listener.layers=2",
         "model.attention.attention_dim=8", "model.speller.hidden=16", "model.speller.embed_dim=8"]
 TINY_RUN = ["--frames", "64", "--batch", "2", "--runs", "1", "--threads", "1", "--malloc", "default",
             "--overrides", *TINY]
 
-# stands in for ../shared/peers/bench_peers.py: same command line, writes its --out JSON with known seconds
+# stands in for the peers' harness (bench_peers.py): same command line, writes its --out JSON with known seconds
 FAKE_PEERS = textwrap.dedent("""
     import argparse, json
     p = argparse.ArgumentParser()
@@ -31,37 +26,6 @@ FAKE_PEERS = textwrap.dedent("""
                        enumerate(a.tasks.split(","))}) for c in a.configs]
     json.dump({"results": results}, open(a.out, "w"))
 """)
-
-
-@pytest.mark.parametrize("bidirectional", [True, False])
-@pytest.mark.parametrize("lengths", [[9, 5, 1, 8], [9, 9, 9, 9]])
-def test_padded_lstm_matches_packed_lstm_in_outputs_and_gradients(bidirectional, lengths):
-    """The listener's fast LSTM (padded, backward direction on sequences reversed in place) against packing."""
-    torch.manual_seed(0)
-    lstm = nn.LSTM(7, 5, batch_first=True, bidirectional=bidirectional)
-    x, lengths = torch.randn(4, 9, 7, requires_grad=True), torch.tensor(lengths)
-    fast, reference = run_lstm(lstm, x, lengths), packed_lstm(lstm, x, lengths)
-    assert torch.allclose(fast, reference, atol=1e-6)  # padding frames included: zero in both
-    weight = torch.randn_like(reference)  # any loss over the outputs
-    fast_grads = torch.autograd.grad((fast * weight).sum(), [x, *lstm.parameters()])
-    reference_grads = torch.autograd.grad((reference * weight).sum(), [x, *lstm.parameters()])
-    for fast_grad, reference_grad in zip(fast_grads, reference_grads):
-        assert torch.allclose(fast_grad, reference_grad, atol=1e-5)
-
-
-@pytest.mark.parametrize("attention_first", [False, True])
-def test_speller_teacher_forcing_equals_its_steps(attention_first):
-    """forward embeds and projects all steps at once; it must give what step() gives one token at a time."""
-    torch.manual_seed(0)
-    attention = LocationAwareAttention(12, 10, attention_dim=8, conv_kernel=5, scorer="dot")
-    speller = Speller(9, 10, attention, embed_dim=6, hidden=12, layers=2, attention_first=attention_first).eval()
-    memory, lengths, inputs = torch.randn(3, 11, 10), torch.tensor([11, 6, 4]), torch.randint(0, 9, (3, 5))
-    logits, alignments = speller(memory, lengths, inputs)
-    state = speller.init_state(memory, lengths)
-    for i in range(inputs.shape[1]):
-        features, weights, state = speller.step(inputs[:, i], state)
-        assert torch.allclose(logits[:, i], speller.output(features), atol=1e-6)
-        assert torch.allclose(alignments[:, i], weights, atol=1e-6)
 
 
 def test_ratios_are_ours_over_the_matched_peer_and_targets_pick_the_right_peer():
@@ -90,7 +54,7 @@ def test_our_side_runs_and_peers_are_skipped_with_a_note(tmp_path, capsys):
     assert data["workload"]["target_len"] == 64 * 80 // 600
     (run,) = data["runs"]
     assert run["malloc"] == "default" and run["peers"] is None
-    assert "peers skipped" in run["peers_note"] and "setup.sh" in run["peers_note"]
+    assert "peers skipped" in run["peers_note"] and "--peers-script" in run["peers_note"]
     assert "peers skipped" in capsys.readouterr().out
     for name in ("location", "mocha"):
         row, raw = run["ours"][name], run["raw"]["ours"][name]

@@ -1,4 +1,7 @@
+from pathlib import Path
+
 import pytest
+import soundfile as sf
 import torch
 
 from asr.bench.gpu_estimate import (
@@ -12,9 +15,12 @@ from asr.bench.gpu_estimate import (
     host_seconds,
     loader_rate,
     split_flops,
+    stand_in_recording,
 )
 from asr.bench.scale import compose_config
 from asr.models.las import build_model
+
+REAL = Path(__file__).parent / "data/librispeech-real/LibriSpeech/dev-clean/1272/128104/1272-128104-0001.flac"
 
 SMALL = ["data.max_duration=1.0", "data.max_frames=500", "model.listener.hidden=32", "model.listener.layers=2",
          "model.listener.channels=4", "model.speller.hidden=16", "model.speller.embed_dim=8",
@@ -88,5 +94,15 @@ def test_estimate_takes_the_slower_of_arithmetic_host_and_loader():
 
 
 def test_loader_rate_is_audio_seconds_per_second_of_a_real_recording():
-    rate = loader_rate([0.9, 1.0, 1.1], runs=1)
+    rate = loader_rate([0.9, 1.0, 1.1], REAL, runs=1)
     assert 1 < rate < 100_000
+
+
+def test_the_stand_in_recording_lasts_as_long_as_asked_and_costs_the_loader_like_a_real_one(tmp_path):
+    """Without a path the loader reads a generated FLAC of a dev utterance's length; its rate stays within a
+    factor of a real recording's (the same decoding, resampling and features per second of audio)."""
+    path = stand_in_recording(tmp_path, seconds=2.5)
+    info = sf.info(path)
+    assert info.samplerate == 16000 and abs(info.duration - 2.5) < 1e-3
+    stand_in, recorded = loader_rate([1.0], runs=2), loader_rate([1.0], REAL, runs=2)
+    assert 0.3 < stand_in / recorded < 3

@@ -5,12 +5,14 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from torch import nn
 
 from asr.decoding.greedy import greedy_decode
 from asr.models.attention.base import padding_mask
 from asr.models.attention.location import LocationAwareAttention
 from asr.models.las import build_model
-from asr.models.listener import ConvBLSTMListener, PyramidalBLSTMListener
+from asr.models.listener import ConvBLSTMListener, PyramidalBLSTMListener, packed_lstm, run_lstm
+from asr.models.speller import Speller
 
 ATTENTIONS = {
     "location": {"_target_": "asr.models.attention.location.LocationAwareAttention", "attention_dim": 16,
@@ -359,3 +361,34 @@ def test_decode_window_wraps_a_trained_soft_attention_and_keeps_alignments_local
             assert current[outside].abs().max() == 0 and current.sum() == pytest.approx(1.0, abs=1e-5)
     monotonic = build_model(small_config(attention="monotonic"), vocab_size=10, feat_dim=20).eval()
     assert not add_decode_window(monotonic, 2, 3)
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("lengths", [[9, 5, 1, 8], [9, 9, 9, 9]])
+def test_padded_lstm_matches_packed_lstm_in_outputs_and_gradients(bidirectional, lengths):
+    """The listener's fast LSTM (padded, backward direction on sequences reversed in place) against packing."""
+    torch.manual_seed(0)
+    lstm = nn.LSTM(7, 5, batch_first=True, bidirectional=bidirectional)
+    x, lengths = torch.randn(4, 9, 7, requires_grad=True), torch.tensor(lengths)
+    fast, reference = run_lstm(lstm, x, lengths), packed_lstm(lstm, x, lengths)
+    assert torch.allclose(fast, reference, atol=1e-6)  # padding frames included: zero in both
+    weight = torch.randn_like(reference)  # any loss over the outputs
+    fast_grads = torch.autograd.grad((fast * weight).sum(), [x, *lstm.parameters()])
+    reference_grads = torch.autograd.grad((reference * weight).sum(), [x, *lstm.parameters()])
+    for fast_grad, reference_grad in zip(fast_grads, reference_grads):
+        assert torch.allclose(fast_grad, reference_grad, atol=1e-5)
+
+
+@pytest.mark.parametrize("attention_first", [False, True])
+def test_speller_teacher_forcing_equals_its_steps(attention_first):
+    """forward embeds and projects all steps at once; it must give what step() gives one token at a time."""
+    torch.manual_seed(0)
+    attention = LocationAwareAttention(12, 10, attention_dim=8, conv_kernel=5, scorer="dot")
+    speller = Speller(9, 10, attention, embed_dim=6, hidden=12, layers=2, attention_first=attention_first).eval()
+    memory, lengths, inputs = torch.randn(3, 11, 10), torch.tensor([11, 6, 4]), torch.randint(0, 9, (3, 5))
+    logits, alignments = speller(memory, lengths, inputs)
+    state = speller.init_state(memory, lengths)
+    for i in range(inputs.shape[1]):
+        features, weights, state = speller.step(inputs[:, i], state)
+        assert torch.allclose(logits[:, i], speller.output(features), atol=1e-6)
+        assert torch.allclose(alignments[:, i], weights, atol=1e-6)

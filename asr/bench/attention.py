@@ -7,7 +7,7 @@ embeddings 128); targets have 0.6 tokens per listener frame (characters at 4x ti
 the variants take turns, one step each per round (the order rotating between rounds), so that a noisy shared
 machine slows them alike; a variant's time is the median of its rounds. Rounds: `repeats` up to T'=400, then
 fewer as steps get longer (2 at 800, 1 at 1600 by default), after one untimed warm-up round at the first length.
-Writes recipes/mini/exp/attention/step_time.json with seconds per step and each variant's ratio to
+Writes --out (attention_step_time.json in the working directory) with seconds per step and each variant's ratio to
 location-aware. A variant is a config name from conf/model/attention, optionally with overrides:
 `mocha:heads=2,chunk=8`.
 """
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=3, help="timed rounds up to T'=400 (fewer beyond)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--variants", nargs="+", default=VARIANTS)
-    p.add_argument("--out", type=Path, default=Path("recipes/mini/exp/attention/step_time.json"))
+    p.add_argument("--out", type=Path, default=Path("attention_step_time.json"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     for v in args.variants:

@@ -12,7 +12,7 @@ part, joined with 0.3 s of silence into recordings of at least --long-seconds, d
 with a decode-time attention window when the model's attention is soft) and split at pauses by the segmenter
 (conf/decode.yaml `segmenter` and `vad`); each is scored against the joined references next to the same
 utterances decoded one by one.
-Writes recipes/mini/exp/decode_bench.json.
+Writes --out (decode_bench.json in the working directory).
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def long_audio(model, tokenizer, logmel, norm, utts, one_by_one: dict, min_secon
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m asr.bench.decode", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="recipes/mini/exp/model")
+    p.add_argument("--model", required=True, help="the model directory to decode with")
     p.add_argument("--manifests", default="recipes/mini/data/manifests")
     p.add_argument("--parts", nargs="+", default=["test-seen", "test-unseen"])
     p.add_argument("--lm", default=None, help="an LM directory (asr-train-lm) for the beam + LM row")
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--long-seconds", type=float, default=180.0, help="0 skips the long-audio part")
     p.add_argument("--max-frames", type=int, default=40000)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default="recipes/mini/exp/decode_bench.json")
+    p.add_argument("--out", default="decode_bench.json")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     model, tokenizer, logmel, norm = load_model_dir(args.model)

@@ -17,16 +17,18 @@ issues tens of thousands of small ones a step. The estimate is the larger of the
 - PEAK_FLOPS: the datasheets' dense figures. UTILIZATION and LAUNCH_S are assumptions, not measurements.
 
 The data loader is a third bound: `loader_rate` times one worker reading, speed-perturbing and featurizing a
-real LibriSpeech recording on this CPU; an epoch cannot go faster than the config's workers deliver.
+recording's length on this CPU; an epoch cannot go faster than the config's workers deliver.
 """
 
 import collections
 import contextlib
 import math
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
+import soundfile as sf
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
@@ -41,8 +43,7 @@ CUDNN_OPS = {"mkldnn_rnn_layer", "mkldnn_rnn_layer_backward", "convolution", "co
 # widths that leave the op sequence of a step unchanged but its arithmetic negligible
 SKELETON = ["model.listener.hidden=8", "model.listener.channels=2", "model.speller.hidden=8",
             "model.speller.embed_dim=8", "model.attention.attention_dim=8"]
-SAMPLE_AUDIO = Path(__file__).resolve().parents[2] / (
-    "tests/data/librispeech-real/LibriSpeech/dev-clean/1272/128104/1272-128104-0001.flac")
+SAMPLE_SECONDS = 4.8  # the length of the stand-in recording the loader reads: a LibriSpeech dev utterance's
 
 
 def rnn_layer_flops(input_shape, w_ih_shape, w_hh_shape, *args, **kwargs) -> int:
@@ -116,11 +117,26 @@ def host_seconds(cfg, vocab: int, frames: int, tokens: int, runs: int) -> tuple[
     return statistics.median(forward_backward(model, 2, frames, tokens, vocab) for _ in range(runs)), counter.ops
 
 
-def loader_rate(factors, path: Path = SAMPLE_AUDIO, runs: int = 3) -> float:
+def stand_in_recording(directory: Path, seconds: float = SAMPLE_SECONDS) -> Path:
+    """A 16 kHz FLAC of pink noise in `directory`: it costs the loader what a recording of that length does
+    (decoding FLAC, resampling, features), and needs no corpus."""
+    from ..data.noise import coloured_noise
+    from ..frontend import SAMPLE_RATE
+    noise = 0.05 * coloured_noise(int(seconds * SAMPLE_RATE), 1.0, torch.Generator().manual_seed(0))
+    path = directory / "stand-in.flac"
+    sf.write(path, noise.numpy(), SAMPLE_RATE, subtype="PCM_16")
+    return path
+
+
+def loader_rate(factors, path: Path | None = None, runs: int = 3) -> float:
     """Audio-seconds per second one DataLoader worker (one thread) turns into normalized features, reading and
-    speed-perturbing a real LibriSpeech FLAC with each of `factors` in turn, as an epoch draws them."""
+    speed-perturbing the FLAC at `path` (None: `stand_in_recording`) with each of `factors` in turn, as an epoch
+    draws them."""
     from ..data.batching import perturb_speed
     from ..frontend import SAMPLE_RATE, GlobalNorm, LogMel, load_audio
+    if path is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            return loader_rate(factors, stand_in_recording(Path(tmp)), runs)
     logmel, norm = LogMel(), GlobalNorm(torch.zeros(80), torch.ones(80))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -18,8 +18,8 @@ the top of the backward, less the kernels' workspace. The JSON says which figure
 Epoch time = the hours of audio in an epoch / the audio-seconds trained per second; on 8 devices it is divided
 by 8, i.e. ideal DDP scaling, not measured. On the CPU each row also carries `gpu_estimate`: the step and epoch
 on an A100 and an H100 extrapolated from the step's counted FLOPs, the host time of issuing its ops and a loader
-worker's rate (asr/bench/gpu_estimate.py says how, and which figures are assumed). Writes
-recipes/librispeech/exp/scale_bench.json and the tables.
+worker's rate (asr/bench/gpu_estimate.py says how, and which figures are assumed). Writes --out
+(scale_bench.json in the working directory) and the tables.
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ from .gpu_estimate import (
     split_flops,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ["librispeech/las_100h", "librispeech/mocha_100h", "librispeech/las_960h", "librispeech/mocha_960h"]
 # LibriSpeech dev-clean: 5.39 h, 288 k characters with spaces, 54 k words
 CHARS_PER_SECOND, WORDS_PER_SECOND = 14.9, 2.8
@@ -243,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=2, help="timed steps after one warm-up step")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--overrides", nargs="*", default=[], help="Hydra overrides for every config")
-    p.add_argument("--out", type=Path, default=ROOT / "recipes/librispeech/exp/scale_bench.json")
+    p.add_argument("--out", type=Path, default=Path("scale_bench.json"))
     args = p.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else "cpu" if args.device == "auto" else args.device)

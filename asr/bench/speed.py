@@ -1,7 +1,7 @@
 """Speed against the peers: our LAS beside ESPnet's and SpeechBrain's attention models of the same size, one run.
 
     python -m asr.bench.speed [--models location mocha location-mid] [--malloc both] [--runs 5]
-                              [--peers /tmp/peers] [--peers-script ../shared/peers/bench_peers.py]
+                              [--peers VENV --peers-script bench_peers.py] [--out speed_bench.json]
 
 The workload is the peers' harness's (`bench_peers.py`): a batch of 16 utterances of 600 frames (6 s) of random
 80-dim features, 80 target tokens, vocabulary 30, untrained weights, dropout 0, loss 0.3 CTC + 0.7 attention,
@@ -10,8 +10,9 @@ with CTC weight 0.3, both from features to tokens and bounded at exactly the tar
 as the harness forces on the peers), and the listener forward alone. Each model runs in its own subprocess with
 the allocator asked for (tcmalloc by LD_PRELOAD, or glibc's malloc: its page faults swing timings by up to 2x
 between processes on our VMs), the peers through their harness under the peers' own venv (never imported here).
-Writes recipes/mini/exp/speed_bench.json: medians, and each of our models' time over each same-size peer's.
-Without the peers' venv (`bash ../shared/peers/setup.sh /tmp/peers`) only our side runs, and the JSON says so.
+Writes --out (speed_bench.json in the working directory): medians, and each of our models' time over each
+same-size peer's. The peers run when --peers names a venv with ESPnet and SpeechBrain installed and
+--peers-script their harness (neither ships with this package); otherwise only our side runs, and the JSON says so.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
 TCMALLOC_PATHS = ["/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
                   "/usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4"]
 TASKS = ("train", "enc", "greedy", "beam8")
@@ -214,10 +214,11 @@ def ratios(ours: dict[str, dict], peers: dict[str, dict]) -> dict[str, dict]:
 
 
 def run_peers(args, malloc: str, configs: list[str]) -> tuple[dict | None, str | None]:
+    if args.peers is None or args.peers_script is None:
+        return None, "peers skipped: give --peers (their venv) and --peers-script (their harness) to run them"
     python, script = args.peers / "bin" / "python", args.peers_script
     if not python.exists() or not script.exists():
-        return None, (f"peers skipped: {python if not python.exists() else script} not found (build the peers' "
-                      f"venv with `bash ../shared/peers/setup.sh {args.peers}`)")
+        return None, f"peers skipped: {python if not python.exists() else script} not found"
     out = Path(f"/tmp/asr_speed_peers_{os.getpid()}_{malloc}.json")
     tasks = ",".join(t for t in TASKS if t in args.tasks)
     cmd = [str(python), str(script), "--configs", *configs, "--frames", str(args.frames), "--runs", str(args.runs),
@@ -260,9 +261,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--tasks", default=",".join(TASKS), help="comma list of " + ", ".join(TASKS))
     p.add_argument("--overrides", nargs="*", default=[], help="more Hydra overrides for our models (tests)")
-    p.add_argument("--peers", type=Path, default=Path("/tmp/peers"), help="the peers' venv")
-    p.add_argument("--peers-script", type=Path, default=ROOT.parent / "shared" / "peers" / "bench_peers.py")
-    p.add_argument("--out", type=Path, default=Path("recipes/mini/exp/speed_bench.json"))
+    p.add_argument("--peers", type=Path, default=None, help="the peers' venv (ESPnet, SpeechBrain)")
+    p.add_argument("--peers-script", type=Path, default=None, help="the peers' harness, run by their venv's python")
+    p.add_argument("--out", type=Path, default=Path("speed_bench.json"))
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.tasks = [t for t in args.tasks.split(",") if t]
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
                    "--frames", str(args.frames), "--batch", str(args.batch), "--vocab", str(args.vocab),
                    "--threads", str(args.threads), "--tasks", ",".join(args.tasks), "--overrides", *args.overrides]
             load = os.getloadavg()[0]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             res = result_line(proc.stdout)
             if proc.returncode != 0 or res is None:
                 raise SystemExit(f"asr.bench.speed: our model {name} failed:\n{proc.stderr[-3000:]}")

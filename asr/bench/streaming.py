@@ -6,7 +6,7 @@ Every utterance is fed to a `StreamingRecognizer` in chunks of `--chunk-ms` as i
 decoded offline with `greedy_decode`. Reported: per-token emission delay (audio time received when the token
 was emitted, minus the end of the 40 ms listener frame it attended; tokens that attended no frame are counted
 apart), compute per chunk (median and p95 ms, wall and CPU time), real-time factor, WER/CER of streaming and
-offline and how many streaming results equal offline. Writes recipes/mini/exp/streaming_bench.json.
+offline and how many streaming results equal offline. Writes --out (streaming_bench.json in the working directory).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-utts", type=int, default=None)
     p.add_argument("--max-len-ratio", type=float, default=1.0, help="token limit per listener frame, as asr-decode")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", type=Path, default=Path("recipes/mini/exp/streaming_bench.json"))
+    p.add_argument("--out", type=Path, default=Path("streaming_bench.json"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
