@@ -1,15 +1,15 @@
 """asr-fit-ctc: fit a new CTC head on a trained model's frozen listener (Hydra app over conf/fit_ctc.yaml).
 
 Training and decoding want different CTC heads. In training, a linear head with one frame per listener frame
-teaches the listener the character rate, and the attention locks sooner (README, run H). Beam search's CTC prefix
-scores want the best CTC model the listener can carry: more frames per listener frame (room for the blank
-between doubled letters) and BLSTM layers of its own. The listener's outputs over the training set are computed
-once (or, with ``fit.cache_listener=false`` for large corpora, again for each batch of each pass), the new head
-is fitted on them (with ``fit.speed_perturb``, on those of each speed-perturbed copy of the training set, and with
-``ctc.dropout``; with ``fit.max_minutes``, until the clock runs out, mid-pass if need be), the pass with the
-best dev CTC greedy CER is kept, and ``out_dir`` becomes a model directory with the same listener and speller
-and the new head (or the model's own head, when the new one is no better on dev: ``out_dir`` is always the
-model to decode with).
+teaches the listener the character rate, and the attention locks sooner (measured: docs/mini-recipe-notes.md).
+Beam search's CTC prefix scores want the best CTC model the listener can carry: more frames per listener frame
+(room for the blank between doubled letters) and BLSTM layers of its own. The listener's outputs over the training
+set are computed once (or, with ``fit.cache_listener=false`` for large corpora, again for each batch of each
+pass), the new head is fitted on them (with ``fit.speed_perturb``, on those of each speed-perturbed copy of the
+training set, and with ``ctc.dropout``; with ``fit.max_minutes``, until the clock runs out, mid-pass if need be),
+the pass with the best dev CTC greedy CER is kept, and ``out_dir`` becomes a model directory with the same
+listener and speller and the new head (or the model's own head, when the new one is no better on dev: ``out_dir``
+is always the model to decode with).
 """
 
 from __future__ import annotations
