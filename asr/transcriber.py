@@ -11,9 +11,11 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from .decoding.search import Search
+from .decoding.search_config import read_search_file
 from .decoding.timestamps import Word, word_times
 from .frontend import SAMPLE_RATE, AudioError, load_audio, prepare_samples
 from .modeldir import load_model_dir
+from .models.attention.windowed import add_decode_window
 from .segmenter import SegmenterOptions, is_silent, split_on_silence
 from .vad import VadOptions, VoiceActivity
 
@@ -42,7 +44,8 @@ class _Piece:
 
 
 class Transcriber:
-    """A loaded model directory with its front end, a voice activity detector and a search (greedy by default).
+    """A loaded model directory with its front end, a voice activity detector and a search (greedy by default;
+    from_pretrained takes the directory's own search when it carries one).
 
     Every input goes through the detector first: one without speech gets an empty transcript and is not
     decoded, so noise, music or hum give no text. An input longer than `segmenter.max_seconds` (the length of
@@ -56,13 +59,27 @@ class Transcriber:
                  vad: VadOptions | None = None):
         self.model, self.tokenizer, self.logmel, self.norm = model, tokenizer, logmel, norm
         self.search = search or Search()
+        if self.search.method == "beam" and self.search.beam.ctc_weight > 0 and model.ctc_head is None:
+            # found now rather than at the first batch, where it would end every input with the same error
+            raise ValueError(f"search: ctc_weight {self.search.beam.ctc_weight} needs a model with a CTC head, "
+                             f"and this one has none (ctc_weight 0 searches without it)")
         self.segment, self.segmenter = segment, segmenter or SegmenterOptions()
         self.batch_seconds = batch_seconds
         self.vad = VoiceActivity(vad)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, **kwargs) -> Transcriber:
-        return cls(*load_model_dir(directory), **kwargs)
+    def from_pretrained(cls, directory: str | Path, search: Search | None = None, **kwargs) -> Transcriber:
+        """Load a model directory. The search is `search` when given (Search() is greedy); else the one the
+        directory carries (search.yaml and lm/, written by asr-export), with its decode-time attention window;
+        else greedy. A malformed directory raises ValueError or FileNotFoundError naming the file."""
+        model, tokenizer, logmel, norm = load_model_dir(directory)
+        if search is None:
+            bundle = read_search_file(directory)
+            if bundle is not None:
+                search = bundle.build()
+                if bundle.window:
+                    add_decode_window(model, *bundle.window)
+        return cls(model, tokenizer, logmel, norm, search=search, **kwargs)
 
     def samples(self, audio: Audio, sample_rate: int = SAMPLE_RATE, name: str | None = None) -> torch.Tensor:
         """Mono 16 kHz samples (N,) of a file path or an array of samples (N,) or (N, channels)."""

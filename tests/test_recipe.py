@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from asr.data.librispeech import read_manifest
+from asr.scoring import read_text_file, score
+
 from .conftest import ROOT, TINY_MODEL, TINY_SYNTH
 
 STAGES = ["synthesize", "prepare", "lm", "train", "ctc", "decode", "score", "export"]
@@ -24,16 +27,20 @@ def test_mini_recipe_end_to_end(tmp_path):
            "--decode", "search.beam_size=2"]  # an untrained model's hypotheses run to the length limit
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    exp = tmp_path / "exp"
+    exp, manifests = tmp_path / "exp", tmp_path / "data" / "manifests"
     results = json.loads((exp / "results.json").read_text())
     assert list(results["stage_seconds"]) == STAGES
     for part in ("test-seen", "test-unseen"):
         row = results[part]
         assert row["utterances"] == 6 and row["words"] > 0
-        assert 0 <= row["wer"] and 0 <= row["cer"] and row["rtf"] > 0
+        assert row["rtf"] > 0
         assert set(row) == {"wer", "cer", "sub", "del", "ins", "words", "utterances", "rtf"}
-        hyp = (exp / "las_ctc" / "decode" / part / "hyp.txt").read_text().splitlines()
-        assert len(hyp) == 6
+        # the table's figures are those of the decoded hypotheses against the test manifest's transcripts
+        hyps, refs = (read_text_file(exp / "las_ctc" / "decode" / part / name) for name in ("hyp.txt", "ref.txt"))
+        assert len(hyps) == 6 and refs == {u.id: u.text for u in read_manifest(manifests / f"{part}.jsonl")}
+        measured = score(refs, hyps)
+        assert (row["wer"], row["cer"], row["words"]) == (measured["wer"], measured["cer"], measured["words"])
+        assert row["sub"] + row["del"] + row["ins"] == pytest.approx(row["wer"] * row["words"] / 100, abs=0.01)
     assert len(list((exp / "las_ctc" / "decode" / "test-seen").glob("alignment-*.png"))) == 3
     # stage 5's model (with the fitted head, or its own when that was no better) is the one decoded and exported
     assert (exp / "model" / "config.yaml").read_text() == (exp / "las_ctc" / "config.yaml").read_text()
@@ -64,8 +71,12 @@ def test_compare_attention_trains_every_variant(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = json.loads((tmp_path / "exp" / "results.json").read_text())
     assert list(rows) == variants
-    for row in rows.values():
-        assert row["train_seconds"] >= 0 and row["rtf"] > 0 and 0 <= row["cer"]
+    for variant, row in rows.items():
+        assert row["train_seconds"] >= 0 and row["rtf"] > 0
+        for part, suffix in (("test-seen", ""), ("test-unseen", "_unseen")):  # each variant's own decoding
+            decoded = tmp_path / "exp" / variant / "las" / "decode" / part
+            measured = score(read_text_file(decoded / "ref.txt"), read_text_file(decoded / "hyp.txt"))
+            assert (row[f"wer{suffix}"], row[f"cer{suffix}"]) == (measured["wer"], measured["cer"])
     for variant in variants:  # each variant really ran with its own attention
         config = (tmp_path / "exp" / variant / "las" / "config.yaml").read_text()
         assert {"location": "LocationAwareAttention", "monotonic": "MonotonicAttention", "mocha": "MoChA",

@@ -128,7 +128,15 @@ score() {
 }
 
 export_model() {
-  asr-export "$(model_dir)" "$exp/model"
+  # the model directory carries the search of stage 6 (with the LM and lexicon) and a model card with the
+  # training data and the scores of stage 7
+  local decode=() results=()
+  if [ -f "$lm/lm.pt" ]; then decode+=("search.lm_dir=$lm"); fi
+  # shellcheck disable=SC2206
+  decode+=($decode_opts)
+  if [ -f "$exp/scores.json" ]; then results=(--results "$exp/scores.json"); fi
+  asr-export "$(model_dir)" "$exp/model" --train-manifest "$manifests/$train.jsonl" "${results[@]}" \
+    --decode "${decode[@]}"
   # the exported directory must transcribe on its own
   asr-transcribe --model "$exp/model" "$(head -n 1 "$manifests/test-seen.jsonl" | python -c 'import json,sys; print(json.load(sys.stdin)["audio"])')"
 }
