@@ -1,10 +1,12 @@
-"""Reading the project's small text files (manifests, transcripts, hypotheses) with one-line errors, and writing
-them atomically."""
+"""Reading the project's small text and YAML files (manifests, transcripts, hypotheses, configs) with one-line
+errors, and writing text files atomically."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from omegaconf import OmegaConf
 
 
 def read_lines(path: str | Path) -> list[str]:
@@ -28,3 +30,14 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def load_yaml(path: str | Path):
+    """The plain data of a YAML file (OmegaConf's safe loader, interpolations left as text), or ValueError naming
+    it."""
+    try:
+        return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except Exception as err:  # yaml and OmegaConf raise many types; all mean the file cannot be read
+        raise ValueError(f"{path}: not a readable YAML file ({' '.join(str(err).split())})") from None

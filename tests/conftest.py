@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from asr.cli import CONF_DIR
+from asr import CONF_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_SYNTH = ["n_train=40", "n_dev=6", "n_test=6", "n_train_speakers=4", "n_unseen_speakers=2", "jobs=2",

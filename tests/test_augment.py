@@ -7,7 +7,7 @@ import soundfile as sf
 import torch
 from hydra import compose, initialize_config_dir
 
-from asr.cli import CONF_DIR
+from asr import CONF_DIR
 from asr.data.augment import (
     Augmenter,
     GeneratedNoise,

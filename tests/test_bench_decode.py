@@ -3,9 +3,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from asr import CONF_DIR
 from asr.bench.decode import long_recordings
 from asr.bench.decode import main as bench_decode
-from asr.cli import CONF_DIR
 from asr.data.librispeech import read_manifest
 
 

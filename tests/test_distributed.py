@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from asr.training import distributed
-from asr.training.checkpoint import load_checkpoint
 from asr.training.trainer import Trainer
+from asr.weights import load_checkpoint
 
 from .conftest import ROOT, TINY_MODEL, train_config
 

@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import asr.cli.fit_ctc as fit_ctc_module
-from asr.cli import CONF_DIR
+from asr import CONF_DIR
 from asr.cli.fit_ctc import fit_ctc
 from asr.modeldir import load_model_dir
 

@@ -392,3 +392,19 @@ def test_speller_teacher_forcing_equals_its_steps(attention_first):
         features, weights, state = speller.step(inputs[:, i], state)
         assert torch.allclose(logits[:, i], speller.output(features), atol=1e-6)
         assert torch.allclose(alignments[:, i], weights, atol=1e-6)
+
+
+def test_conv_subsampling_lengths_and_receptive_field():
+    """output_lengths counts the frames forward gives, and output frame i depends on input frames 4i .. 4i+6
+    only (what lets the streaming listener run it on audio as it arrives)."""
+    from asr.models.subsampling import Conv2dSubsampling
+
+    torch.manual_seed(0)
+    conv = Conv2dSubsampling(20, channels=3)
+    for t in range(7, 40):
+        out = conv(torch.randn(1, t, 20))
+        assert out.shape == (1, int(conv.output_lengths(torch.tensor(t))), conv.output_dim)
+    x = torch.randn(1, 30, 20, requires_grad=True)
+    conv(x)[0, 2].sum().backward()
+    touched = x.grad[0].abs().sum(-1).nonzero().flatten().tolist()
+    assert touched == list(range(8, 8 + conv.context_frames))

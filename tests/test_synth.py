@@ -257,18 +257,18 @@ def test_edge_silence_share_applies_to_training_only():
 
 
 def test_silent_variants_are_left_out(monkeypatch):
-    from asr.data import synth_plan
+    from asr.data import synth_voices
 
     def probe(lib_path, data_path, voice, variants):
         return {variant: 0.0 if variant == "m2" else 0.1 for variant in variants}
 
-    monkeypatch.setattr(synth_plan, "probe_variants", probe)
+    monkeypatch.setattr(synth_voices, "probe_variants", probe)
     cfg = synth.SynthConfig(variants=["m1", "m2", "m3"])
     _, data_path = synth.espeak_paths()
     with pytest.warns(UserWarning, match="m2 make no sound"):
         assert synth.usable_variants(cfg, data_path) == ["m1", "m3"]
     with pytest.raises(ValueError, match="m2 make no sound"):
-        synth_plan.check_variants(["m1", "m2"], cfg, data_path)
+        synth_voices.check_variants(["m1", "m2"], cfg, data_path)
 
 
 def test_probe_finds_a_variant_that_makes_no_sound(tmp_path):

@@ -29,7 +29,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from ..cli import CONF_DIR
+from .. import CONF_DIR
 from ..models.speller import Speller
 
 VARIANTS = ["location", "monotonic", "mocha", "multihead", "windowed"]

@@ -26,7 +26,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.nn.utils.rnn import pad_sequence
 
-from ..cli import CONF_DIR
+from .. import CONF_DIR
 from ..data.batching import BucketBatchSampler, FeatureDataset, collate
 from ..data.librispeech import read_manifest
 from ..decoding.search import Search
@@ -121,7 +121,7 @@ def long_audio(model, tokenizer, logmel, norm, utts, one_by_one: dict, min_secon
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m asr.bench.decode", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="the model directory to decode with")
-    p.add_argument("--manifests", default="recipes/mini/data/manifests")
+    p.add_argument("--manifests", required=True, help="the folder of prepared manifests (asr-prepare --out)")
     p.add_argument("--parts", nargs="+", default=["test-seen", "test-unseen"])
     p.add_argument("--lm", default=None, help="an LM directory (asr-train-lm) for the beam + LM row")
     p.add_argument("--lm-weight", type=float, default=None, help="default: conf/decode.yaml's")

@@ -31,7 +31,7 @@ import torch
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from ..cli import CONF_DIR
+from .. import CONF_DIR
 from ..data.augment import Babble, GeneratedNoise, mix_at_snr, reverberate, simulate_rirs, telephone
 from ..data.librispeech import Utterance, read_manifest, scan_subset
 from ..data.noise import torch_generator

@@ -63,7 +63,7 @@ GPU_MEMORY_GB = 80
 def compose_config(name: str, overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
-    from ..cli import CONF_DIR
+    from .. import CONF_DIR
     if not (Path(CONF_DIR) / f"{name}.yaml").is_file():
         raise SystemExit(f"asr.bench.scale: {Path(CONF_DIR) / name}.yaml: no such config")
     with initialize_config_dir(config_dir=CONF_DIR, version_base=None):

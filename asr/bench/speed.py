@@ -74,7 +74,7 @@ def run_ours(name: str, overrides: list[str], frames: int, batch: int, vocab: in
              ) -> dict:
     from hydra import compose, initialize_config_dir
 
-    from ..cli import CONF_DIR
+    from .. import CONF_DIR
     from ..decoding.greedy import greedy_decode
     from ..models.las import build_model
 

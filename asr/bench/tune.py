@@ -50,7 +50,7 @@ def parse_assignments(items: list[str], many: bool) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m asr.bench.tune", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="a model directory or training exp dir")
-    p.add_argument("--manifests", default="recipes/mini/data/manifests")
+    p.add_argument("--manifests", required=True, help="the folder of prepared manifests (asr-prepare --out)")
     p.add_argument("--parts", nargs="+", default=["dev-seen", "dev-unseen"])
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="fixed search settings")
     p.add_argument("--grid", nargs="+", required=True, metavar="KEY=V1,V2", help="search settings to try")

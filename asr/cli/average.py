@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from ..training.average import average_checkpoints, select_epochs
-from ..training.checkpoint import save_atomic
+from ..weights import save_atomic
 
 
 def main(argv: list[str] | None = None) -> int:

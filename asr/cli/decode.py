@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from . import CONF_DIR
+from .. import CONF_DIR
 
 
 def decode_manifest(cfg: DictConfig) -> dict:

@@ -22,8 +22,8 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from .. import CONF_DIR
 from ..data.download import DownloadError, extract, fetch
-from . import CONF_DIR
 
 PROG = "asr-download"
 

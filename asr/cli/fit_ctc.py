@@ -28,7 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
-from . import CONF_DIR
+from .. import CONF_DIR
+from ..training.budget import Budget
 
 clock = time.monotonic  # the budget's clock (tests replace it)
 
@@ -104,9 +105,9 @@ def fit_ctc(cfg: DictConfig) -> dict:
     from ..data.batching import FeatureDataset, bucket_batches
     from ..modeldir import FILES, load_model_dir
     from ..models.ctc_head import CTCHead, ctc_loss
-    from ..training.checkpoint import save_atomic
     from ..training.distributed import pick_device
     from ..training.trainer import load_split
+    from ..weights import save_atomic
 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -128,7 +129,8 @@ def fit_ctc(cfg: DictConfig) -> dict:
     if not train_utts or not dev_utts:
         empty = cfg.data.train if not train_utts else cfg.data.dev
         raise ValueError(f"{cfg.data.manifest_dir}/{empty}.jsonl: no utterances")
-    start = clock()
+    budget = Budget.from_minutes(cfg.fit.max_minutes, clock)  # every second counts from here
+    start = budget.mark
     # one item per utterance and speed factor: a pass goes over every copy
     factors = [float(f) for f in cfg.fit.speed_perturb or [1.0]]
     # the listener learned on the training augmentation, so the head learns from its outputs on the same kind of
@@ -170,12 +172,13 @@ def fit_ctc(cfg: DictConfig) -> dict:
     best = {"dev_ctc_cer": math.inf, "dev_ctc_loss": math.inf}
     # the budget covers the listener outputs and every evaluation: what is left, less the time of one evaluation
     # (the last), is the fitting's; the clock stops it between batches, so none of the budget goes unused
-    budget_s = cfg.fit.max_minutes * 60 if cfg.fit.max_minutes else math.inf
-    fit_start = clock()
-    window_s = budget_s - (fit_start - start) - eval_seconds
+    budget.lap()
+    budget.charge(eval_seconds)
+    window = budget.rest()
 
     def spent() -> float:  # share of the fitting's time used
-        return (clock() - fit_start) / window_s if window_s > 0 else math.inf
+        window.lap()
+        return window.fraction
 
     per_pass, passes = len(batches), cfg.fit.passes
     done, stopped = 0, False

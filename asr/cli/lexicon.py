@@ -14,7 +14,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from . import CONF_DIR
+from .. import CONF_DIR
 
 
 def write_lexicon_file(cfg: DictConfig) -> tuple[Path, int]:

@@ -7,7 +7,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from asr.cli import CONF_DIR
+from asr import CONF_DIR
 from asr.data.synth import EspeakUnavailableError, format_summary, synthesize_corpus
 
 

@@ -10,7 +10,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from . import CONF_DIR
+from .. import CONF_DIR
 
 
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base=None)

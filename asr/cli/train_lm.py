@@ -8,6 +8,7 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import hydra
@@ -16,7 +17,8 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from . import CONF_DIR
+from .. import CONF_DIR
+from ..training.budget import Budget
 
 LOG_FIELDS = ["epoch", "lr", "train_ppl", "dev_ppl", "epoch_seconds", "chars_per_second", "best"]
 
@@ -124,7 +126,7 @@ def perplexity(model, tokens: list[list[int]], batch_size: int) -> float:
     return math.exp(total / count)
 
 
-def train_lm(cfg: DictConfig) -> dict:
+def train_lm(cfg: DictConfig, clock: Callable[[], float] = time.monotonic) -> dict:
     """Train as conf/lm.yaml says; returns {best_dev_ppl, best_epoch, epochs, seconds, ...}."""
     from ..data.tokenizer import CharTokenizer
     from ..models.lm import build_lm, save_lm
@@ -150,8 +152,8 @@ def train_lm(cfg: DictConfig) -> dict:
     with log.open("w", newline="") as f:
         csv.DictWriter(f, fieldnames=LOG_FIELDS).writeheader()
 
-    budget = t.max_minutes * 60 if t.max_minutes else math.inf
-    lr, best_ppl, best_epoch, start, stop = t.lr, math.inf, -1, time.time(), False
+    budget = Budget.from_minutes(t.max_minutes, clock)  # every second counts, dev perplexity too
+    lr, best_ppl, best_epoch, stop = t.lr, math.inf, -1, False
     epoch = 0
     for epoch in range(t.max_epochs):
         for group in optimizer.param_groups:
@@ -169,7 +171,8 @@ def train_lm(cfg: DictConfig) -> dict:
                 optimizer.step()
             nll_sum, count = nll_sum + nll.item(), count + n
             bar.set_postfix(ppl=f"{math.exp(nll_sum / count):.2f}", lr=f"{lr:.1e}")
-            if time.time() - start >= budget:
+            budget.lap()
+            if budget.exhausted:
                 tqdm.write(f"asr-train-lm: wall-clock budget of {t.max_minutes} min reached")
                 stop = True
                 break
@@ -195,8 +198,9 @@ def train_lm(cfg: DictConfig) -> dict:
                 stop = True
         if stop:
             break
+    budget.lap()
     return {"best_dev_ppl": best_ppl, "best_epoch": best_epoch, "epochs": epoch + 1,
-            "seconds": time.time() - start, "train_sentences": len(train_ids), "parameters": n_params}
+            "seconds": budget.spent, "train_sentences": len(train_ids), "parameters": n_params}
 
 
 @hydra.main(config_path=CONF_DIR, config_name="lm", version_base=None)

@@ -3,44 +3,39 @@ recorded room impulse responses, a telephone channel, band limits, gain, pitch s
 
 All waveforms are float32 mono at 16 kHz. Every random choice comes from a `random.Random` passed in (torch draws
 from a generator seeded by it), so the training set's augmentation is fixed by (seed, epoch, utterance) whatever
-the worker count and after a resume. The noise sources live in asr/data/noise.py.
+the worker count and after a resume. The noise sources live in asr/data/noise.py, the rooms in
+asr/data/rooms.py, the channel, level and pitch transforms in asr/data/channel.py; this module draws, mixes and
+chains them.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import soundfile as sf
 import torch
 import torchaudio
 from omegaconf import DictConfig, OmegaConf
-from scipy.fft import next_fast_len
 
-from ..frontend import SAMPLE_RATE
+from .channel import apply_gain, band_limit, pitch_shift, telephone
 from .noise import NOISE_KINDS, GeneratedNoise, NoiseDirectory, fit_length, unit_rms
+from .rooms import (
+    ROOM_SIZE,
+    SABINE,
+    RirDirectory,
+    SimulatedRirs,
+    compensate_delay,
+    reverberate,
+    room_surface,
+    simulate_rirs,
+    truncate_rir,
+)
 
 __all__ = ["Augmenter", "Babble", "GeneratedNoise", "NoiseDirectory", "RirDirectory", "SimulatedRirs",
            "apply_gain", "band_limit", "compensate_delay", "mix_at_snr", "pitch_shift", "reverberate",
            "simulate_rirs", "telephone", "truncate_rir"]
-
-TELEPHONE_RATE = 8000
-ROOM_SIZE = ((3.0, 10.0), (3.0, 8.0), (2.4, 4.0))  # metres: length, width, height ranges of simulated rooms
-WALL_MARGIN = 0.5  # metres between a source or microphone and the walls
-SABINE = 24 * math.log(10) / 343.0  # RT60 = SABINE * volume / (surface * absorption), as pyroomacoustics has it
-
-
-@functools.lru_cache(maxsize=64)
-def resampler(orig_freq: int, new_freq: int, sharp: bool = False) -> torchaudio.transforms.Resample:
-    """A resampler built once per rate pair: building the sinc kernel costs about as much as applying it.
-    `sharp`: a longer kernel with its passband ending at 95% of the lower Nyquist frequency, which leaves less
-    than 1e-4 of white noise's power above it (torchaudio's default lets through about 5e-3)."""
-    if sharp:
-        return torchaudio.transforms.Resample(orig_freq, new_freq, lowpass_filter_width=16, rolloff=0.95)
-    return torchaudio.transforms.Resample(orig_freq, new_freq)
 
 
 # --- additive noise --------------------------------------------------------------------------------------
@@ -71,166 +66,6 @@ class Babble:
             starts = other.numel() - n_samples + 1 if other.numel() >= n_samples else other.numel()
             crowd += unit_rms(fit_length(other, n_samples, rng.randrange(starts)))
         return crowd
-
-
-# --- reverberation ---------------------------------------------------------------------------------------
-def compensate_delay(rir: torch.Tensor) -> torch.Tensor:
-    """Impulse response (K,) -> (K - d,): the d samples before the direct-path peak dropped and the peak scaled
-    to 1, so the reverberant speech keeps the timing (and the alignment) of the dry speech."""
-    peak = int(rir.abs().argmax())
-    if rir[peak] == 0:
-        raise ValueError("an all-zero room impulse response")
-    return rir[peak:] / rir[peak]
-
-
-def truncate_rir(rir: torch.Tensor, decay_db: float = 60.0) -> torch.Tensor:
-    """Impulse response (K,) -> (L <= K,): cut where the energy still to come has fallen decay_db below the
-    total (Schroeder's backward integral); the rest cannot be heard under the speech and costs convolution."""
-    remaining = rir.pow(2).flip(0).cumsum(0).flip(0)
-    below = (remaining < remaining[0] * 10 ** (-decay_db / 10)).nonzero()
-    return rir[: int(below[0])] if len(below) else rir
-
-
-def reverberate(speech: torch.Tensor, rir: torch.Tensor) -> torch.Tensor:
-    """speech (N,) convolved with the delay-compensated rir (K,), cut to (N,) and scaled back to the input's
-    peak: the tail adds energy, and matching the peak keeps the samples within [-1, 1] like the input."""
-    rir = compensate_delay(rir)
-    n, full = speech.numel(), speech.numel() + rir.numel() - 1
-    # an FFT whose size has a large prime factor is several times slower: pad to a 2-3-5-smooth size
-    padded = torch.nn.functional.pad(speech, (0, next_fast_len(full, real=True) - full))
-    wet = torchaudio.functional.fftconvolve(padded, rir)[:n]
-    peak = wet.abs().max()
-    return wet * (speech.abs().max() / peak) if peak > 0 else wet
-
-
-def simulate_rirs(count: int, seed: int, sample_rate: int = SAMPLE_RATE, rt60: tuple[float, float] = (0.2, 0.8),
-                  room_size: Sequence[tuple[float, float]] = ROOM_SIZE, max_order: int = 30) -> list[torch.Tensor]:
-    """`count` impulse responses (K_i,) of shoebox rooms simulated with pyroomacoustics' image-source model:
-    room size, RT60 (uniform in `rt60`), source and microphone position drawn from `seed`; wall absorption from
-    the RT60 by Sabine's formula. Each is delay-compensated (peak 1 at index 0) and cut at -60 dB.
-
-    `max_order` caps the reflection order: the order that Sabine asks for grows with RT60 and the cost with its
-    cube (0.2 s per room at 0.5-0.8 s uncapped); at 30 the RT60 of the result still follows the target."""
-    import pyroomacoustics as pra  # 0.8 s to import: only where rooms are simulated
-
-    rng = random.Random(f"{seed}:rooms")
-    rirs = []
-    for _ in range(count):
-        size = [rng.uniform(low, high) for low, high in room_size]
-        target = rng.uniform(*rt60)
-        try:
-            absorption, order = pra.inverse_sabine(target, size)
-        except ValueError:
-            raise ValueError(f"rt60 {target:.2f} s: too short for a room of {size[0]:.1f} x {size[1]:.1f} x "
-                             f"{size[2]:.1f} m") from None
-        room = pra.ShoeBox(size, fs=sample_rate, materials=pra.Material(absorption), max_order=min(order, max_order))
-        source = [rng.uniform(WALL_MARGIN, side - WALL_MARGIN) for side in size]
-        mic = source
-        while math.dist(mic, source) < 1.0:  # not on top of the source: the direct path would drown the room
-            mic = [rng.uniform(WALL_MARGIN, side - WALL_MARGIN) for side in size]
-        room.add_source(source)
-        room.add_microphone(mic)
-        room.compute_rir()
-        rirs.append(truncate_rir(compensate_delay(torch.from_numpy(room.rir[0][0]).float())))
-    return rirs
-
-
-class SimulatedRirs:
-    """A bank of simulated rooms, made on first use (constructing it is free) from its seed: same seed, same bank."""
-
-    def __init__(self, count: int = 200, seed: int = 0, rt60: tuple[float, float] = (0.2, 0.8), max_order: int = 30):
-        self.count, self.seed, self.rt60, self.max_order = count, seed, tuple(rt60), max_order
-        self._bank: list[torch.Tensor] | None = None
-
-    @property
-    def bank(self) -> list[torch.Tensor]:
-        if self._bank is None:
-            self._bank = simulate_rirs(self.count, self.seed, rt60=self.rt60, max_order=self.max_order)
-        return self._bank
-
-    def sample(self, rng: random.Random) -> torch.Tensor:
-        """A delay-compensated impulse response (K,) drawn from the bank."""
-        return self.bank[rng.randrange(self.count)]
-
-    def __repr__(self) -> str:
-        return f"{self.count} simulated rooms, rt60 {self.rt60[0]:g}-{self.rt60[1]:g} s, seed {self.seed}"
-
-
-class RirDirectory:
-    """Impulse responses read from a folder, any .wav below root (the RIRS_NOISES layout: simulated_rirs/**,
-    real_rirs_isotropic_noises/*). Files named *noise* are the recorded noises that corpus ships beside its
-    impulse responses and are left out. A multichannel file gives its first channel."""
-
-    def __init__(self, root: str | Path, sample_rate: int = SAMPLE_RATE):
-        self.root, self.sample_rate = Path(root), sample_rate
-        if not self.root.is_dir():
-            raise ValueError(f"{self.root}: no such impulse response directory")
-        self.files = sorted(p for p in self.root.rglob("*.wav") if "noise" not in p.name.lower())
-        if not self.files:
-            raise ValueError(f"{self.root}: no .wav impulse responses below it (expected the RIRS_NOISES layout)")
-
-    def sample(self, rng: random.Random) -> torch.Tensor:
-        """A delay-compensated impulse response (K,) of a random file, cut at -60 dB."""
-        path = rng.choice(self.files)
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-        rir = torch.from_numpy(data[:, 0].copy())
-        if rate != self.sample_rate:
-            rir = resampler(rate, self.sample_rate)(rir)
-        return truncate_rir(compensate_delay(rir))
-
-    def __repr__(self) -> str:
-        return f"{self.root} ({len(self.files)} impulse responses)"
-
-
-# --- channels, level, pitch ------------------------------------------------------------------------------
-def telephone(wav: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
-    """A narrow-band telephone channel (N,) -> (N,): to 8 kHz, the 300-3400 Hz band, 8-bit mu-law, back."""
-    narrow = resampler(sample_rate, TELEPHONE_RATE)(wav)
-    # the band pass runs at 8 kHz, after the resampler has removed everything above 4 kHz: half the samples
-    narrow = torchaudio.functional.highpass_biquad(narrow, TELEPHONE_RATE, 300.0)
-    narrow = torchaudio.functional.lowpass_biquad(narrow, TELEPHONE_RATE, 3400.0)
-    codes = torchaudio.functional.mu_law_encoding(narrow.clamp(-1.0, 1.0), 256)
-    narrow = torchaudio.functional.mu_law_decoding(codes, 256)
-    return fit_length(resampler(TELEPHONE_RATE, sample_rate)(narrow), wav.numel())
-
-
-def band_limit(wav: torch.Tensor, cutoff_hz: int, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
-    """Low pass (N,) -> (N,) by resampling down to 2 x cutoff_hz and back: a sharp cutoff (the band from 95% of
-    it up is stopped), unlike a biquad's 12 dB per octave. A cutoff at or above the Nyquist frequency changes
-    nothing."""
-    cutoff_hz = int(cutoff_hz)
-    if 2 * cutoff_hz >= sample_rate:
-        return wav
-    if cutoff_hz <= 0:
-        raise ValueError(f"band_limit: cutoff_hz={cutoff_hz} must be positive")
-    narrow = resampler(sample_rate, 2 * cutoff_hz, sharp=True)(wav)
-    return fit_length(resampler(2 * cutoff_hz, sample_rate, sharp=True)(narrow), wav.numel())
-
-
-def apply_gain(wav: torch.Tensor, gain_db: float) -> torch.Tensor:
-    """wav (N,) scaled by gain_db, clipped to [-1, 1] as a recording would be."""
-    return (wav * 10 ** (gain_db / 20)).clamp(-1.0, 1.0)
-
-
-def pitch_shift(wav: torch.Tensor, semitones: float, sample_rate: int = SAMPLE_RATE, n_fft: int = 512,
-                hop: int = 128) -> torch.Tensor:
-    """Pitch (and formants) shifted by `semitones`, duration kept: (N,) -> (N,). A phase-vocoder time stretch
-    by the pitch factor, then a resampling that undoes the length change and moves the pitch.
-
-    torchaudio.functional.pitch_shift does the same but resamples from int(sample_rate / factor) Hz, a rate
-    that mostly shares only a small factor with 16 kHz, so its kernel has thousands of phases and is built on
-    every call: on a 5 s utterance it took 26 ms at -1.5 semitones and 15 s at +1 on one core. Here that rate is
-    rounded to 100 Hz (the shift is then off by less than 0.06 semitones) and its resampler is built once: 10 to
-    15 ms for 5 s, most of it in the phase vocoder."""
-    source_rate = round(sample_rate * 2 ** (semitones / 12) / 100) * 100
-    if source_rate == sample_rate:
-        return wav
-    window = torch.hann_window(n_fft)
-    spec = torch.stft(wav, n_fft, hop, window=window, return_complex=True)
-    phase_advance = torch.linspace(0, math.pi * hop, spec.shape[-2]).unsqueeze(-1)
-    stretched = torchaudio.functional.phase_vocoder(spec, sample_rate / source_rate, phase_advance)
-    longer = torch.istft(stretched, n_fft, hop, window=window, length=round(wav.numel() * source_rate / sample_rate))
-    return fit_length(resampler(source_rate, sample_rate)(longer), wav.numel())
 
 
 # --- the pipeline ----------------------------------------------------------------------------------------
@@ -372,7 +207,7 @@ class Augmenter:
                 if rooms < 1:
                     raise ValueError(f"augment.reverb.rooms={rooms}: must be at least 1")
                 largest = [high for _, high in ROOM_SIZE]  # needs the most absorption for a given RT60
-                if rt60[0] <= 0 or SABINE * math.prod(largest) / (rt60[0] * _surface(largest)) >= 1:
+                if rt60[0] <= 0 or SABINE * math.prod(largest) / (rt60[0] * room_surface(largest)) >= 1:
                     raise ValueError(f"augment.reverb.rt60={list(rt60)}: {rt60[0]:g} s is too short for the largest "
                                      f"simulated room ({' x '.join(f'{d:g}' for d in largest)} m)")
                 rirs = SimulatedRirs(rooms, int(cfg.get("seed", 0)), rt60, int(reverb.get("max_order", 30)))
@@ -399,11 +234,6 @@ class Augmenter:
                    cutoffs_hz=[int(c) for c in cutoffs], gain_prob=probs["gain"],
                    gain_db=_span(gain, "gain", "gain_db", (-10.0, 6.0)), utterance=utterance,
                    n_utterances=n_utterances)
-
-
-def _surface(size: Sequence[float]) -> float:
-    length, width, height = size
-    return 2 * (length * width + length * height + width * height)
 
 
 def _block(cfg: dict, name: str) -> dict:

@@ -40,13 +40,12 @@ from .synth_plan import (
     Speaker,
     SynthConfig,
     build_plan,
-    check_variants,
     load_sentences,
     plan_sentences,
     split_sentences,
-    usable_variants,
 )
 from .synth_render import CHUNK_SIZE, RENDER_VERSION, fingerprint, make_chunks, render_chunks
+from .synth_voices import check_variants, usable_variants
 
 __all__ = [
     "CHUNK_SIZE", "DEFAULT_HELDOUT_VARIANTS", "DEFAULT_SUBSETS", "DEFAULT_VOICES", "ESPEAK_MISSING",

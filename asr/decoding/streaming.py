@@ -8,7 +8,7 @@ whose selection probability reaches 0.5, which frames arriving later cannot chan
 frame yet, the step is thrown away and taken again once more frames are there. At the end of the stream the
 decoder goes on as offline decoding does (no frame selected: zero context).
 
-    recognizer = StreamingRecognizer.from_pretrained("exp/streaming")
+    recognizer = StreamingRecognizer(*load_model_dir("exp/streaming"))   # asr.modeldir.load_model_dir
     for chunk in chunks:                      # float32 samples at 16 kHz, any length
         recognizer.accept(chunk); print(recognizer.text)
     recognizer.finish(); print(recognizer.text)
@@ -129,12 +129,6 @@ class StreamingRecognizer:
         self.features = StreamingFeatures(logmel, norm)
         self.device = next(model.parameters()).device
         self.reset()
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, **kwargs) -> StreamingRecognizer:
-        from ..modeldir import load_model_dir
-
-        return cls(*load_model_dir(directory), **kwargs)
 
     def reset(self) -> None:
         """Start a new stream."""

@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .subsampling import Conv2dSubsampling
+
 
 def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Reverse each sequence of (B, T, D) within its own length; padding frames stay where they are."""
@@ -81,7 +83,7 @@ class PyramidalBLSTMListener(nn.Module):
 
 
 class ConvBLSTMListener(nn.Module):
-    """Two strided 3x3 convolutions (4x fewer frames), then BLSTM layers, optionally pyramidal.
+    """Conv2dSubsampling (4x fewer frames), then BLSTM layers, optionally pyramidal.
 
     `pyramid` names the BLSTM layers (0-based) before which neighbouring frames are stacked, so
     `pyramid=[1]` gives 8x time reduction in total.
@@ -91,10 +93,8 @@ class ConvBLSTMListener(nn.Module):
     def __init__(self, input_dim: int, channels: int = 32, hidden: int = 256, layers: int = 3,
                  pyramid: tuple[int, ...] | list[int] = (), dropout: float = 0.0):
         super().__init__()
-        self.conv = nn.Sequential(
-            nn.Conv2d(1, channels, 3, stride=2), nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU())
-        conv_dim = channels * (((input_dim - 1) // 2 - 1) // 2)
+        self.conv = Conv2dSubsampling(input_dim, channels)
+        conv_dim = self.conv.output_dim
         self.pyramid = set(pyramid)
         dims = [conv_dim] + [2 * hidden * (2 if i in self.pyramid else 1) for i in range(1, layers)]
         if 0 in self.pyramid:
@@ -105,17 +105,9 @@ class ConvBLSTMListener(nn.Module):
         self.output_dim = 2 * hidden
         self.reduction = 4 * 2 ** len(self.pyramid)
 
-    @staticmethod
-    def conv_lengths(lengths: torch.Tensor) -> torch.Tensor:
-        for _ in range(2):
-            lengths = (lengths - 3) // 2 + 1
-        return lengths
-
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.conv(feats.unsqueeze(1))  # (B, C, T', F')
-        b, c, t, f = x.shape
-        x = x.permute(0, 2, 1, 3).reshape(b, t, c * f)
-        lengths = self.conv_lengths(lengths).clamp(min=1)
+        x = self.conv(feats)
+        lengths = self.conv.output_lengths(lengths).clamp(min=1)
         for i, lstm in enumerate(self.lstms):
             if i in self.pyramid:
                 x, lengths = stack_pairs(x, lengths)

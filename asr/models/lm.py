@@ -106,7 +106,7 @@ def build_lm(model_cfg, vocab_size: int) -> CharLM:
 def save_lm(model: CharLM, directory: str | Path, record: dict | None = None) -> None:
     """Write ``directory``/lm.yaml (what rebuilds the model, plus ``record`` for the reader) and lm.pt
     (weights, written atomically), the pair ``load_lm`` reads."""
-    from ..training.checkpoint import save_atomic
+    from ..weights import save_atomic
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -119,7 +119,7 @@ def save_lm(model: CharLM, directory: str | Path, record: dict | None = None) ->
 
 def load_lm(directory: str | Path) -> CharLM:
     """The LM written by asr-train-lm into ``directory`` (lm.yaml + lm.pt), in eval mode on the CPU."""
-    from ..training.checkpoint import load_checkpoint
+    from ..weights import load_checkpoint
 
     directory = Path(directory)
     config = directory / LM_CONFIG

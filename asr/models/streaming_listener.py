@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .subsampling import Conv2dSubsampling
+
 
 @dataclass
 class ListenerStream:
@@ -29,10 +31,10 @@ class ListenerStream:
 
 
 class UnidirectionalListener(nn.Module):
-    """Two strided 3x3 convolutions without time padding (output frame i sees input frames 4i .. 4i+6), then
+    """Conv2dSubsampling (no time padding: output frame i sees input frames 4i .. 4i+6), then
     forward LSTM layers, then a linear convolution over LSTM outputs i .. i+lookahead (zeros past the end).
 
-    Input (B, T, input_dim) -> output (B, T', hidden), T' = ((T - 3) // 2 - 1) // 2 + 1.
+    Input (B, T, input_dim) -> output (B, T', hidden), T' = ((T - 3) // 2 - 2) // 2 + 1.
     """
 
     def __init__(self, input_dim: int, channels: int = 32, hidden: int = 320, layers: int = 3, lookahead: int = 2,
@@ -40,29 +42,15 @@ class UnidirectionalListener(nn.Module):
         super().__init__()
         if lookahead < 0:
             raise ValueError(f"lookahead must be >= 0 frames, got {lookahead}")
-        self.conv = nn.Sequential(
-            nn.Conv2d(1, channels, 3, stride=2), nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU())
-        conv_dim = channels * (((input_dim - 1) // 2 - 1) // 2)
+        self.conv = Conv2dSubsampling(input_dim, channels)
+        conv_dim = self.conv.output_dim
         self.lstms = nn.ModuleList(nn.LSTM(conv_dim if i == 0 else hidden, hidden, batch_first=True)
                                    for i in range(layers))
         # kernel over frames i .. i+lookahead: the only place where the listener sees the future
         self.lookahead_conv = nn.Conv1d(hidden, hidden, lookahead + 1) if lookahead > 0 else None
         self.dropout = nn.Dropout(dropout)
-        self.lookahead, self.output_dim, self.reduction = lookahead, hidden, 4
-        self.input_dim, self.context_frames = input_dim, 7  # input frames one subsampled frame sees
-
-    @staticmethod
-    def conv_lengths(lengths: torch.Tensor) -> torch.Tensor:
-        for _ in range(2):
-            lengths = (lengths - 3) // 2 + 1
-        return lengths
-
-    def subsample(self, feats: torch.Tensor) -> torch.Tensor:
-        """(B, T, F) -> (B, T', C * F')."""
-        x = self.conv(feats.unsqueeze(1))  # (B, C, T', F')
-        b, c, t, f = x.shape
-        return x.permute(0, 2, 1, 3).reshape(b, t, c * f)
+        self.lookahead, self.output_dim, self.reduction = lookahead, hidden, self.conv.reduction
+        self.input_dim, self.context_frames = input_dim, self.conv.context_frames
 
     def look_ahead(self, x: torch.Tensor, final: bool) -> torch.Tensor:
         """LSTM outputs (B, P, H) -> the P - lookahead frames whose look-ahead is in x (all P when final:
@@ -74,8 +62,8 @@ class UnidirectionalListener(nn.Module):
         return self.lookahead_conv(x.transpose(1, 2)).transpose(1, 2)
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.subsample(feats)
-        lengths = self.conv_lengths(lengths).clamp(min=1)
+        x = self.conv(feats)
+        lengths = self.conv.output_lengths(lengths).clamp(min=1)
         for lstm in self.lstms:
             x = self.dropout(lstm(x)[0])  # forward-only: padding after a sequence cannot reach its frames
         # zero past each end, as a stream's look-ahead sees at its end
@@ -94,11 +82,11 @@ class UnidirectionalListener(nn.Module):
         became complete, with the next stream state. `final=True` ends the stream: the last frames are
         completed with zeros as look-ahead, as `forward` does at an utterance's end."""
         buffered = torch.cat([stream.feats, feats], 1)
-        ready = int(self.conv_lengths(torch.tensor(buffered.shape[1])).clamp(min=0))
+        ready = int(self.conv.output_lengths(torch.tensor(buffered.shape[1])).clamp(min=0))
         lstm_state = stream.lstm
         pending = stream.pending
         if ready > 0:
-            x = self.subsample(buffered[:, : 4 * (ready - 1) + self.context_frames])
+            x = self.conv(buffered[:, : 4 * (ready - 1) + self.context_frames])
             buffered = buffered[:, 4 * ready:]
             new_state = []
             for i, lstm in enumerate(self.lstms):

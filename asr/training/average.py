@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_checkpoint
+from ..weights import load_checkpoint
 
 EPOCH_FILE = re.compile(r"epoch(\d+)\.pt")
 

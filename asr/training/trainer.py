@@ -9,7 +9,7 @@ import csv
 import math
 import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +27,11 @@ from ..frontend import GlobalNorm, LogMel, SpecAugment
 from ..modeldir import write_model_config
 from ..models.las import LAS, build_model
 from ..scoring import score
+from ..weights import load_checkpoint, save_atomic
 from . import distributed
 from .allocator import keep_freed_memory
-from .checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from .budget import Budget
+from .checkpoint import rng_state, set_rng_state
 from .schedule import lr_factor
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -82,7 +84,7 @@ def groups(items: Iterable, size: int) -> Iterator[list]:
 class Trainer:
     """Owns the model, optimizer, schedule and the run's bookkeeping; `run()` trains to the end."""
 
-    def __init__(self, cfg: DictConfig):
+    def __init__(self, cfg: DictConfig, clock: Callable[[], float] = time.monotonic):
         self.cfg, t = cfg, cfg.train
         self.dist = distributed.setup(cfg.device)
         self.device, self.main = self.dist.device, self.dist.main
@@ -140,7 +142,7 @@ class Trainer:
         self.autocast_dtype = AUTOCAST_DTYPES[t.precision]
         self.steps_per_epoch = math.ceil(self.sampler.batches_per_rank / t.accum_steps)
         self.total_steps = t.max_epochs * self.steps_per_epoch
-        self.budget = t.max_minutes * 60 if t.max_minutes else math.inf
+        self.budget = Budget.from_minutes(t.max_minutes, clock)  # counts training steps; dev decoding is free
         self.lr = 0.0
         self.state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best_cer": math.inf, "best_epoch": -1,
                       "train_seconds": 0.0, "skipped_steps": 0, "world_size": self.dist.world_size,
@@ -173,6 +175,7 @@ class Trainer:
             self.scaler.load_state_dict(ckpt["scaler"])
         saved = ckpt["state"]
         self.state.update(saved)
+        self.budget.spent = self.state["train_seconds"]
         rngs = ckpt["rng"] if isinstance(ckpt["rng"], list) else [ckpt["rng"]]
         set_rng_state(rngs[self.dist.rank % len(rngs)], self.device)
         old_world, old_accum = saved.get("world_size", 1), saved.get("accum_steps", 1)
@@ -225,9 +228,8 @@ class Trainer:
     def set_lr(self) -> None:
         """Learning rate for the next step, from the step count and the share of the time budget spent."""
         t = self.cfg.train
-        spent = self.state["train_seconds"] / self.budget
         self.lr = t.lr * lr_factor(self.state["step"], t.warmup_steps, self.total_steps, t.decay,
-                                   t.final_lr_ratio, time_fraction=spent)
+                                   t.final_lr_ratio, time_fraction=self.budget.fraction)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
 
@@ -287,7 +289,7 @@ class Trainer:
             self.train_set.preload("train features")
         self.dev_set.preload("dev features")
         self.model.train()
-        steps_this_run, stop = 0, self.state["train_seconds"] >= self.budget
+        steps_this_run, stop = 0, self.budget.exhausted
         while self.state["epoch"] < t.max_epochs and not stop:
             epoch = self.state["epoch"]
             loader = self.loader(epoch)
@@ -297,17 +299,18 @@ class Trainer:
                        dynamic_ncols=True, **({} if self.main else {"disable": True}))
             batches = iter(groups(loader, t.accum_steps))
             while True:
-                tick = time.time()
+                tick = self.budget.clock()
                 micro_batches = next(batches, None)
                 if micro_batches is None:
                     break
                 self.set_lr()
                 out = self.train_step(micro_batches)
                 self.state["batch_in_epoch"] += len(micro_batches)
-                elapsed, save_now = time.time() - tick, time.time() - saved > t.checkpoint_minutes * 60
+                elapsed, save_now = self.budget.clock() - tick, time.time() - saved > t.checkpoint_minutes * 60
                 if self.dist.enabled:  # rank 0's clock decides for all: the lr, the budget and saving agree
                     elapsed, save_now = self.dist.from_main([elapsed, float(save_now)])
-                self.state["train_seconds"] += elapsed
+                self.budget.charge(elapsed)
+                self.state["train_seconds"] = self.budget.spent
                 steps_this_run += 1
                 stats["batches"] += 1
                 for key, name in (("loss", "loss"), ("ctc", "ctc_loss"), ("att", "att_loss"), ("acc", "accuracy")):
@@ -316,7 +319,7 @@ class Trainer:
                 bar.update()
                 bar.set_postfix(loss=f"{out['loss']:.3f}", acc=f"{out['accuracy']:.3f}",
                                 lr=f"{self.lr:.2e}", audio_s_per_s=f"{audio / (time.time() - start):.0f}")
-                if self.state["train_seconds"] >= self.budget:
+                if self.budget.exhausted:
                     if self.main:
                         tqdm.write(f"wall-clock budget of {t.max_minutes} min reached in epoch {epoch} of "
                                    f"{t.max_epochs}: a slower machine trains fewer epochs, a weaker model "
@@ -332,7 +335,7 @@ class Trainer:
             bar.close()
             del batches, loader  # stop this epoch's workers before dev decoding
             epoch_done = self.state["batch_in_epoch"] >= self.sampler.batches_per_rank
-            if epoch_done or self.state["train_seconds"] >= self.budget:
+            if epoch_done or self.budget.exhausted:
                 self.end_epoch(epoch, stats, time.time() - start, audio)
                 self.state.update(epoch=epoch + 1, batch_in_epoch=0)
             self.save()
