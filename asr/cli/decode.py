@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,14 +17,14 @@ from .. import CONF_DIR
 
 
 def decode_manifest(cfg: DictConfig) -> dict:
-    from ..data.batching import BucketBatchSampler, FeatureDataset, collate
+    from ..data.batching import FeatureDataset
     from ..data.librispeech import read_manifest
+    from ..decoding.dataset import decode_and_score
     from ..decoding.greedy import greedy_decode
     from ..decoding.plot import plot_alignment
     from ..decoding.search import Search
     from ..modeldir import load_model_dir
     from ..models.attention.windowed import add_decode_window
-    from ..scoring import score
 
     torch.set_num_threads(cfg.threads)
     model, tokenizer, logmel, norm = load_model_dir(cfg.model_dir)
@@ -35,31 +34,30 @@ def decode_manifest(cfg: DictConfig) -> dict:
     utts = read_manifest(cfg.manifest)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    dataset = FeatureDataset(utts, tokenizer, logmel, norm, cache=False)
-    batches = BucketBatchSampler([u.duration for u in utts], cfg.max_frames).batches
-    hyps, to_plot = {}, set(range(cfg.plot_alignments))
-    start, plot_seconds = time.perf_counter(), 0.0
-    for idx in tqdm(batches, desc=f"decode {Path(cfg.manifest).stem}", unit="batch", leave=False):
-        batch = collate([dataset[i] for i in idx])
-        tokens = [h.tokens for h in search(model, batch["feats"], batch["feat_lengths"], symbols=tokenizer.symbols)]
-        for i, t in zip(idx, tokens):
-            hyps[utts[i].id] = tokenizer.decode(t)
-        plot_start = time.perf_counter()
-        for j in [j for j, i in enumerate(idx) if i in to_plot]:  # alignments come from the greedy search
+    to_plot = set(range(cfg.plot_alignments))
+
+    def tokens(model, feats, lengths):
+        return [h.tokens for h in search(model, feats, lengths, symbols=tokenizer.symbols)]
+
+    def plot(idx, batch, _):  # alignments come from the greedy search; drawing is kept out of the RTF
+        for j in [j for j, i in enumerate(idx) if i in to_plot]:
             greedy, alignments = greedy_decode(model, batch["feats"][j:j + 1], batch["feat_lengths"][j:j + 1],
                                                cfg.search.max_len_ratio, keep_alignments=True,
                                                guard=replace(search.guard, symbols=tokenizer.symbols))
             u = utts[idx[j]]
             plot_alignment(alignments[0], [tokenizer.symbols[k] for k in greedy[0]] + ["<eos>"],
                            out / f"alignment-{u.id}.png", title=f"{u.id}: {tokenizer.decode(greedy[0])}")
-        plot_seconds += time.perf_counter() - plot_start  # drawing is not decoding: kept out of the RTF
-    seconds = time.perf_counter() - start - plot_seconds
-    audio = sum(u.duration for u in utts)
-    refs = {u.id: u.text for u in utts}
+
+    decoded = decode_and_score(model, FeatureDataset(utts, tokenizer, logmel, norm, cache=False), tokens,
+                               cfg.max_frames, after_batch=plot if to_plot else None,
+                               progress=lambda b: tqdm(b, desc=f"decode {Path(cfg.manifest).stem}", unit="batch",
+                                                       leave=False))
+    refs, hyps = decoded.pop("refs"), decoded.pop("hyps")
     for name, texts in (("hyp.txt", hyps), ("ref.txt", refs)):
         (out / name).write_text("".join(f"{k} {texts[k]}\n" for k in sorted(texts)))
-    result = {**score(refs, hyps), "model_dir": str(cfg.model_dir), "search": search.method,
-              "rtf": round(seconds / audio, 5), "decode_seconds": round(seconds, 2), "audio_seconds": round(audio, 2)}
+    result = {**{k: v for k, v in decoded.items() if k not in ("seconds", "search_seconds", "audio_seconds", "rtf")},
+              "model_dir": str(cfg.model_dir), "search": search.method, "rtf": round(decoded["rtf"], 5),
+              "decode_seconds": round(decoded["seconds"], 2), "audio_seconds": round(decoded["audio_seconds"], 2)}
     (out / "decode.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
 

@@ -22,11 +22,11 @@ from ..data.augment import Augmenter
 from ..data.batching import BucketBatchSampler, FeatureDataset, collate
 from ..data.librispeech import read_manifest
 from ..data.tokenizer import load_tokenizer
+from ..decoding.dataset import decode_and_score
 from ..decoding.greedy import greedy_decode
 from ..frontend import GlobalNorm, LogMel, SpecAugment
 from ..modeldir import write_model_config
 from ..models.las import LAS, build_model
-from ..scoring import score
 from ..weights import load_checkpoint, save_atomic
 from . import distributed
 from .allocator import keep_freed_memory
@@ -44,29 +44,6 @@ def load_split(cfg: DictConfig, name: str, max_duration: float | None = None, li
     if max_duration:
         utts = [u for u in utts if u.duration <= max_duration]
     return utts[:limit] if limit else utts
-
-
-def evaluate(model: LAS, dataset: FeatureDataset, max_frames: int, max_len_ratio: float,
-             env: distributed.Dist | None = None) -> dict:
-    """Greedy-decode a dataset and score it: dev CER is what picks the best epoch. Distributed, each rank
-    decodes every world_size-th batch and all ranks score the gathered transcripts (so all agree on the best)."""
-    env = env or distributed.Dist()
-    model.eval()
-    refs, hyps = {}, {}
-    sampler = BucketBatchSampler([u.duration for u in dataset.utts], max_frames)
-    for idx in sampler.batches[env.rank::env.world_size]:
-        batch = collate([dataset[i] for i in idx])
-        feats, lengths = batch["feats"].to(env.device), batch["feat_lengths"].to(env.device)
-        tokens, _ = greedy_decode(model, feats, lengths, max_len_ratio)
-        for i, t in zip(idx, tokens):
-            refs[dataset.utts[i].id] = dataset.utts[i].text
-            hyps[dataset.utts[i].id] = dataset.tokenizer.decode(t)
-    model.train()
-    if env.enabled:
-        for part_refs, part_hyps in env.gather((refs, hyps)):
-            refs.update(part_refs)
-            hyps.update(part_hyps)
-    return score(refs, hyps)
 
 
 def groups(items: Iterable, size: int) -> Iterator[list]:
@@ -190,8 +167,14 @@ class Trainer:
         return True
 
     def end_epoch(self, epoch: int, stats: dict, seconds: float, audio: float) -> None:
-        dev = evaluate(self.model, self.dev_set, self.cfg.data.dev_max_frames, self.cfg.decode_max_len_ratio,
-                       self.dist)
+        ratio, dist = self.cfg.decode_max_len_ratio, self.dist
+
+        def greedy(model: LAS, feats: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+            return greedy_decode(model, feats, lengths, ratio)[0]
+
+        # dev CER picks the best epoch; distributed, every rank decodes a share and all score the whole set
+        dev = decode_and_score(self.model, self.dev_set, greedy, self.cfg.data.dev_max_frames,
+                               shard=(dist.rank, dist.world_size), gather=dist.gather if dist.enabled else None)
         keys = ["loss", "ctc", "att", "acc", "batches"]
         totals = self.dist.sum([stats[k] for k in keys] + [audio])
         stats, audio = dict(zip(keys, totals[:-1])), totals[-1]
