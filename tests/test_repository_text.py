@@ -103,3 +103,18 @@ def test_patterns_catch_offending_text():
 def test_patterns_pass_legitimate_text():
     flagged = [(text, find_phrases(text)) for text in LEGITIMATE if find_phrases(text)]
     assert not flagged, f"flagged wrongly: {flagged}"
+
+
+def test_every_command_help_shows_an_example():
+    """Config-driven commands take Hydra overrides, file tools take flags; either way --help shows the command
+    used, on a line of its own."""
+    import subprocess
+    import sys
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    bin_dir = Path(sys.executable).parent
+    for name in scripts:
+        out = subprocess.run([str(bin_dir / name), "--help"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, f"{name} --help: {out.stderr[-500:]}"
+        assert re.search(rf"^\s+{re.escape(name)} \S", out.stdout, re.MULTILINE), f"{name} --help shows no example"

@@ -13,7 +13,11 @@ from ..weights import save_atomic
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="asr-average", description=__doc__)
+    p = argparse.ArgumentParser(prog="asr-average", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="example:\n    asr-average exp/las --best 3 --out exp/las/avg.pt\n"
+                                       "    asr-export exp/las exp/model --weights exp/las/avg.pt\n\n"
+                                + "\n\n".join(__doc__.split("\n\n")[1:]))
     p.add_argument("exp_dir", help="training directory with epochN.pt files and train_log.csv")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--last", type=int, metavar="N", help="average the last N epochs")

@@ -110,7 +110,9 @@ def get(cfg: DictConfig, key: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0].split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n", 1)[1])
     p.add_argument("--step", choices=["fetch", "extract", "all"], default="all")
     p.add_argument("--noise", action="store_true",
                    help="the noise corpora of the config's `noise` (MUSAN, RIRS_NOISES) instead of the subsets")

@@ -1,4 +1,4 @@
-"""asr-prepare: LibriSpeech-layout subsets -> manifests, a tokenizer and normalization stats.
+r"""asr-prepare: LibriSpeech-layout subsets -> manifests, a tokenizer and normalization stats.
 
     asr-prepare --corpus data/LibriSpeech --subsets train-synth dev-seen --train train-synth --out data/manifests
     asr-prepare --corpus data/LibriSpeech --subsets train-clean-100 train-clean-360 dev-clean \
@@ -26,7 +26,9 @@ STEPS = ("manifests", "stats", "tokenizer")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="asr-prepare", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="asr-prepare", description=__doc__.split("\n\n")[0].split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n\n".join(__doc__.split("\n\n")[:2]).split("\n", 1)[1])
     p.add_argument("--corpus", required=True, help="the LibriSpeech/ folder holding the subsets")
     p.add_argument("--subsets", nargs="+", required=True)
     p.add_argument("--train", nargs="+", help="subsets whose text builds the tokenizer and whose audio gives the stats")

@@ -54,10 +54,14 @@ def _non_negative(text: str) -> int:
     return value
 
 
+EXAMPLES = "examples:\n" + __doc__.split("Examples::\n\n")[1].split("\n\n")[0]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Score hypotheses against references (WER, CER); "
-        f"'{PROG} compare A B ...' compares two systems (see '{PROG} compare --help').")
+        f"'{PROG} compare A B ...' compares two systems (see '{PROG} compare --help').",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     parser.add_argument("--ref", help="reference file of UTTID TEXT lines")
     parser.add_argument("--hyp", help="hypothesis file of UTTID TEXT lines")
     parser.add_argument("--name", help="part name of --ref/--hyp in the table and JSON (default: REF's stem)")
@@ -161,7 +165,8 @@ def _compare_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"{PROG} compare",
         description="Paired bootstrap comparison of systems A and B on the same utterances (Bisani & Ney 2004): "
-        "the WER difference A - B with its 95% interval and the probability that A is better.")
+        "the WER difference A - B with its 95% interval and the probability that A is better.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     parser.add_argument("a", metavar="A", help="decode directory of system A, or its hypothesis file with --ref")
     parser.add_argument("b", metavar="B", help="decode directory of system B, or its hypothesis file with --ref")
     parser.add_argument("--ref", help="reference file when A and B are hypothesis files")

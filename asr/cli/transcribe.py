@@ -1,5 +1,9 @@
 """asr-transcribe FILE... --model DIR: transcribe audio files, in the order given.
 
+    asr-transcribe --model exp/model talk.flac call.wav          # FILE<TAB>TEXT per file, the model's own search
+    asr-transcribe --model exp/model --greedy --format json a.flac
+    asr-transcribe --model exp/model --output-dir subs *.flac    # subs/NAME.srt, .vtt and .json per input
+
 Search: the one the model directory carries (search.yaml and lm/, written by asr-export: beam, CTC weight, LM,
 lexicon), else greedy. --greedy decodes greedily anyway; --beam N and the options below change single settings
 (without a search of the directory's own, the others come from conf/decode.yaml's `search`). A file without
