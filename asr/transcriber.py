@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from .decoding.greedy import ctc_greedy_decode
 from .decoding.search import Search
 from .decoding.search_config import read_search_file
 from .decoding.timestamps import Word, word_times
@@ -105,15 +106,32 @@ class Transcriber:
                 if b - a >= SAMPLE_RATE // 10]
 
     @torch.inference_mode()
-    def decode_pieces(self, pieces: Sequence[_Piece]) -> list[tuple[str, list[Word]]]:
+    def heard(self, pieces: Sequence[_Piece]) -> list[bool]:
+        """Whether the model's CTC head hears any token in each piece (all True without vad.ctc_gate)."""
+        if not (self.vad.options.ctc_gate and self.model.ctc_head is not None):
+            return [True] * len(pieces)
         feats = [p.feats for p in pieces]
-        lengths = torch.tensor([len(f) for f in feats])
-        hyps = self.search(self.model, pad_sequence(feats, batch_first=True), lengths, frames=True,
-                           symbols=self.tokenizer.symbols)
+        tokens, _ = ctc_greedy_decode(self.model, pad_sequence(feats, batch_first=True),
+                                      torch.tensor([len(f) for f in feats]))
+        return [bool(t) for t in tokens]
+
+    @torch.inference_mode()
+    def decode_pieces(self, pieces: Sequence[_Piece]) -> list[tuple[str, list[Word]]]:
+        """(text, words) per piece; a piece the CTC gate finds empty is not searched."""
+        heard = self.heard(pieces)
+        out: list[tuple[str, list[Word]]] = [("", [])] * len(pieces)
+        feats = [p.feats for p, h in zip(pieces, heard) if h]
+        if not feats:
+            return out
+        hyps = iter(self.search(self.model, pad_sequence(feats, batch_first=True),
+                                torch.tensor([len(f) for f in feats]), frames=True, symbols=self.tokenizer.symbols))
         reduction = getattr(self.model.listener, "reduction", 4)
-        return [(self.tokenizer.decode(h.tokens),
-                 word_times(self.tokenizer.symbols, h.tokens, h.frames, reduction, p.offset))
-                for h, p in zip(hyps, pieces)]
+        for i, (p, h) in enumerate(zip(pieces, heard)):
+            if h:
+                hyp = next(hyps)
+                out[i] = (self.tokenizer.decode(hyp.tokens),
+                          word_times(self.tokenizer.symbols, hyp.tokens, hyp.frames, reduction, p.offset))
+        return out
 
     def transcribe_many(self, inputs: Sequence[Audio], sample_rate: int = SAMPLE_RATE) -> list[Transcript]:
         """Transcribe many inputs in length-sorted batches; a bad input gets an error, the rest go on."""

@@ -110,6 +110,7 @@ def test_every_command_help_shows_an_example():
     used, on a line of its own."""
     import subprocess
     import sys
+
     import tomllib
 
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]

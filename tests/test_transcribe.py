@@ -43,6 +43,38 @@ def test_any_format_and_rate_gives_the_same_text(tiny_corpus, tiny_model, tmp_pa
     assert transcriber.transcribe(ogg) == transcriber.transcribe(back.numpy(), sample_rate=16000)
 
 
+def test_ctc_gate_silences_what_the_ctc_head_hears_nothing_in(tiny_model, monkeypatch):
+    """vad.ctc_gate: a piece whose CTC best path is empty gets no text and is not searched; the others come out
+    as without the gate."""
+    import asr.transcriber
+    from asr.vad import VadOptions
+
+    files = sorted(str(p) for p in REAL.rglob("*.flac"))
+    plain = [r.text for r in Transcriber.from_pretrained(tiny_model).transcribe_many(files)]
+    assert all(plain)
+    real_ctc = asr.transcriber.ctc_greedy_decode
+    deaf = {files[1], files[3]}  # the CTC head hears nothing in these two
+    lengths_of_deaf = set()
+
+    def ctc(model, feats, lengths):
+        tokens, frames = real_ctc(model, feats, lengths)
+        return [[] if int(n) in lengths_of_deaf else t for t, n in zip(tokens, lengths)], frames
+
+    gated = Transcriber.from_pretrained(tiny_model, vad=VadOptions(ctc_gate=True))
+    lengths = {f: {len(p.feats) for p in gated.pieces(i, gated.samples(f))} for i, f in enumerate(files)}
+    lengths_of_deaf.update(*(lengths[f] for f in deaf))  # a piece is known by its length: all lengths differ
+    assert sum(len(n) for n in lengths.values()) == len(set().union(*lengths.values()))
+    monkeypatch.setattr(asr.transcriber, "ctc_greedy_decode", ctc)
+    searched = []
+    real_search = gated.search.__class__.__call__
+    monkeypatch.setattr(gated.search.__class__, "__call__",
+                        lambda self, model, feats, lengths, **kw: searched.append(len(lengths)) or
+                        real_search(self, model, feats, lengths, **kw))
+    texts = [r.text for r in gated.transcribe_many(files)]
+    assert texts == ["" if f in deaf else t for f, t in zip(files, plain)]
+    assert sum(searched) == len(files) - len(deaf)
+
+
 @pytest.mark.parametrize("batch_seconds", [300.0, 20.0])  # one batch, then several
 def test_batch_equals_one_by_one(tiny_model, batch_seconds):
     transcriber = Transcriber.from_pretrained(tiny_model, batch_seconds=batch_seconds)

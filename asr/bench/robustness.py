@@ -190,14 +190,16 @@ def evaluate(transcriber, suite: dict, clips: Waves, progress: bool = True) -> d
 
 
 def recipe_transcriber(model_dir: str | Path, lm_dir: str | Path | None, threads: int):
-    """A Transcriber with conf/decode.yaml's search (the recipe's), fused with the LM directory when given."""
+    """A Transcriber with conf/decode.yaml's search (the recipe's), fused with the LM directory when given, and
+    its voice activity settings."""
     from ..decoding.search import Search
     from ..transcriber import Transcriber
+    from ..vad import VadOptions
 
     conf = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "decode.yaml"))
     search = dict(conf["search"], lm_dir=str(lm_dir) if lm_dir else None)
     torch.set_num_threads(threads)
-    return Transcriber.from_pretrained(model_dir, search=Search.from_config(search))
+    return Transcriber.from_pretrained(model_dir, search=Search.from_config(search), vad=VadOptions(**conf["vad"]))
 
 
 def format_report(report: dict) -> str:

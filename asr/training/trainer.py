@@ -112,7 +112,7 @@ class Trainer:
             np.random.seed(t.seed + 7919 * self.dist.rank)
         augment = {k: v for k, v in cfg.specaug.items() if k not in ("enabled", "start_epoch")}
         self.specaug = SpecAugment(**augment) if cfg.specaug.enabled else None
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, betas=(0.9, 0.98), eps=1e-9,
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, betas=tuple(t.betas), eps=t.eps,
                                           weight_decay=t.weight_decay)
         # fp16 needs loss scaling against underflowing gradients; bf16 has fp32's exponent range and does not
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
