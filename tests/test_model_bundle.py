@@ -217,7 +217,7 @@ def test_malformed_directory_is_named_in_one_line(exported, tmp_path, capsys, ca
 def test_nested_classes_are_checked_too(exported, tmp_path):
     import yaml
 
-    from asr.modeldir import read_model_config
+    from asr.models.config import read_model_config
 
     directory = shutil.copytree(exported, tmp_path / "model")
     path = directory / "config.yaml"

@@ -38,7 +38,8 @@ def export(source: str | Path, target: str | Path, weights: str | Path | None = 
     """Write the model directory `target` (see the module docstring); returns it. Errors name the file."""
     from ..decoding.search_config import LM_SUBDIR, remove_search_bundle, write_search_bundle
     from ..modelcard import model_card, read_results, training_data
-    from ..modeldir import export_model_dir, load_model_dir, read_model_config
+    from ..modeldir import export_model_dir, load_model_dir
+    from ..models.config import read_model_config
 
     rows = read_results(results) if results else None  # a bad input fails before anything is written
     data = training_data(manifests)

@@ -25,7 +25,7 @@ from ..data.tokenizer import load_tokenizer
 from ..decoding.dataset import decode_and_score
 from ..decoding.greedy import greedy_decode
 from ..frontend import GlobalNorm, LogMel, SpecAugment
-from ..modeldir import write_model_config
+from ..models.config import write_model_config
 from ..models.las import LAS, build_model
 from ..weights import load_checkpoint, save_atomic
 from . import distributed
