@@ -308,3 +308,21 @@ def test_hard_chunk_is_a_softmax_over_the_chunk():
     u = torch.tensor([[0.0, 1.0, 2.0, 3.0, 4.0]])
     w = hard_chunk_attention(torch.tensor([3]), u, chunk=2)
     assert torch.allclose(w, torch.tensor([[0, 0, math.exp(2), math.exp(3), 0]]) / (math.exp(2) + math.exp(3)))
+
+
+@pytest.mark.parametrize("scale", [10.0, 30.0, 100.0])
+def test_chunk_attention_is_exact_at_any_energy_scale(scale):
+    """Energies of std 30 put some chunks ~70 nats below the row's best: each chunk's own normalizer keeps
+    their mass (fp32 against the float64 loop of the definition), and gradients stay finite."""
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.tensor([40, 25])
+    mask = padding_mask(lengths, 40)
+    alpha = random_previous(2, 40, lengths, g)
+    u = torch.randn(2, 40, generator=g, dtype=torch.float64) * scale  # a shift by the row maximum errs by 0.08
+    reference = reference_chunk(alpha, u, lengths, 4)
+    energy = u.float().requires_grad_()
+    beta = expected_chunk_attention(alpha.float(), energy, mask, 4)
+    assert torch.allclose(beta.double(), reference, atol=1e-6, rtol=1e-5)
+    assert torch.allclose(beta.sum(-1).double(), alpha.sum(-1), atol=1e-6)
+    beta.pow(2).sum().backward()
+    assert torch.isfinite(energy.grad).all()

@@ -1,6 +1,6 @@
 """MoChA, monotonic chunkwise attention, Chiu & Raffel 2018: a monotonic head picks where to stop (as in
 `MonotonicAttention`), then soft attention over the `chunk` frames ending there gives the context. Training
-uses the expected chunk attention, computed with moving sums over frames; decoding the hard chunk.
+uses the expected chunk attention, computed chunk by chunk in log space; decoding the hard chunk.
 
 With `heads` > 1 (Ma et al. 2019), every head has its own monotonic energy and its own chunk energy."""
 
@@ -13,24 +13,24 @@ from .base import AttentionState
 from .monotonic import MonotonicAttention
 
 
-def moving_sum(x: torch.Tensor, back: int, forward: int) -> torch.Tensor:
-    """y_j = sum_{k=j-back}^{j+forward} x_k over the last dim, frames outside counted as 0. x (..., T)."""
-    kernel = x.new_ones(1, 1, back + forward + 1)
-    flat = F.pad(x.reshape(-1, 1, x.shape[-1]), (back, forward))
-    return F.conv1d(flat, kernel).view(x.shape)
-
-
 def expected_chunk_attention(alpha: torch.Tensor, chunk_energy: torch.Tensor, mask: torch.Tensor, chunk: int
                              ) -> torch.Tensor:
     """beta_{k} = sum_{j=k}^{k+w-1} alpha_j * exp(u_k) / sum_{l=j-w+1}^{j} exp(u_l), all (..., T); mask
     broadcasts against them.
 
-    The softmax of each chunk is shift-invariant, so energies are shifted by their row maximum before exp.
+    Each term is alpha_j * exp(u_k - log D_j), with log D_j the log-sum-exp of chunk j's own energies: k lies in
+    chunk j, so the exponent is at most 0 and no chunk loses its mass, whatever the scale of the energies (a
+    shift by the row maximum underflows every chunk that sits far below the row's best).
     """
-    shifted = chunk_energy.masked_fill(~mask, float("-inf"))
-    exp_u = torch.exp(shifted - shifted.max(dim=-1, keepdim=True).values).masked_fill(~mask, 0.0)
-    denominators = moving_sum(exp_u, chunk - 1, 0).clamp_min(1e-30)
-    return exp_u * moving_sum(alpha / denominators, 0, chunk - 1)
+    floor = torch.finfo(chunk_energy.dtype).min / 2  # finite where frames are masked: gradients stay finite
+    u = chunk_energy.masked_fill(~mask, floor)
+    frames = u.shape[-1]
+    log_den = torch.logsumexp(F.pad(u, (chunk - 1, 0), value=floor).unfold(-1, chunk, 1), dim=-1)  # (..., T)
+    # chunks that end past the last frame: no alpha, and +inf makes their terms exactly 0
+    alpha = F.pad(alpha, (0, chunk - 1))
+    log_den = F.pad(log_den, (0, chunk - 1), value=float("inf"))
+    beta = sum(alpha[..., d:d + frames] * torch.exp(u - log_den[..., d:d + frames]) for d in range(chunk))
+    return beta.masked_fill(~mask, 0.0)
 
 
 def hard_chunk_attention(position: torch.Tensor, chunk_energy: torch.Tensor, chunk: int) -> torch.Tensor:
