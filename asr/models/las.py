@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from .ctc_head import CTCHead, ctc_loss
+from .guided_attention import guided_attention_loss
 from .speller import Speller
 
 
@@ -16,7 +17,8 @@ class LAS(nn.Module):
     """features (B, T, F) -> listener memory (B, T', D) -> speller logits (B, U, V).
 
     Token ids follow `CharTokenizer`: 0 = CTC blank (never predicted by the speller), 1 = <sos/eos>.
-    Loss = ctc_weight * CTC(listener) + (1 - ctc_weight) * label-smoothed cross entropy(speller).
+    Loss = ctc_weight * CTC(listener) + (1 - ctc_weight) * label-smoothed cross entropy(speller), plus the
+    guided-attention loss when training asks for it.
 
     ctc_upsample, ctc_layers, ctc_hidden: the CTC head's frames per listener frame and BLSTM layers of its own
     (asr/models/ctc_head.py); `asr-fit-ctc` fits such a head on a trained model's listener.
@@ -46,8 +48,11 @@ class LAS(nn.Module):
         return self.ctc_head(memory, lengths)
 
     def forward(self, feats: torch.Tensor, feat_lengths: torch.Tensor, targets: torch.Tensor,
-                target_lengths: torch.Tensor) -> dict[str, torch.Tensor]:
-        """targets (B, U) padded with anything past target_lengths. Returns losses and token accuracy."""
+                target_lengths: torch.Tensor, guide_weight: float = 0.0, guide_sigma: float = 0.2
+                ) -> dict[str, torch.Tensor]:
+        """targets (B, U) padded with anything past target_lengths. Returns losses and token accuracy.
+        guide_weight > 0 adds that much of the guided-attention loss (asr/models/guided_attention.py, band width
+        guide_sigma) on the speller's alignments to the loss."""
         memory, mem_lengths = self.encode(feats, feat_lengths)
         b, u = targets.shape
         valid = torch.arange(u + 1, device=targets.device)[None, :] < (target_lengths[:, None] + 1)
@@ -56,7 +61,7 @@ class LAS(nn.Module):
         outputs = torch.cat([targets, targets.new_zeros(b, 1)], 1)  # y_1 .. y_U <eos>
         outputs.scatter_(1, target_lengths[:, None], self.sos_eos)
         outputs = outputs.masked_fill(~valid, -100)
-        logits, _ = self.speller(memory, mem_lengths, inputs)
+        logits, alignments = self.speller(memory, mem_lengths, inputs)
         att_loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), outputs.reshape(-1),
                                    ignore_index=-100, label_smoothing=self.label_smoothing)
         with torch.no_grad():
@@ -67,6 +72,10 @@ class LAS(nn.Module):
             ctc = ctc_loss(*self.ctc_log_probs(memory, mem_lengths), targets, target_lengths, self.blank)
             result["ctc_loss"] = ctc
             loss = self.ctc_weight * ctc + (1 - self.ctc_weight) * att_loss
+        if guide_weight > 0:
+            guided = guided_attention_loss(alignments, target_lengths + 1, mem_lengths, guide_sigma)
+            result["guided_loss"] = guided
+            loss = loss + guide_weight * guided
         result["loss"] = loss
         return result
 

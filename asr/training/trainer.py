@@ -221,6 +221,14 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
+    def guide(self) -> dict:
+        """The guided-attention arguments of the model for this step: its weight while the schedule keeps it on."""
+        g = self.cfg.train.get("guided_attention") or {}
+        weight, until = g.get("weight", 0.0), g.get("until_step")
+        if weight <= 0 or (until is not None and self.state["step"] >= until):
+            return {}
+        return {"guide_weight": float(weight), "guide_sigma": float(g.get("sigma", 0.2))}
+
     def train_step(self, micro_batches: list[dict]) -> dict:
         """One optimizer step over the micro-batches of this rank: gradients of loss / count accumulate, and
         DDP all-reduces only after the last one (no_sync before). Returns the mean of each output."""
@@ -235,7 +243,7 @@ class Trainer:
             with sync:
                 with self.autocast():  # the model keeps CTC in fp32 inside
                     out = net(feats, batch["feat_lengths"].to(self.device), batch["tokens"].to(self.device),
-                              batch["token_lengths"].to(self.device))
+                              batch["token_lengths"].to(self.device), **self.guide())
                 self.scaler.scale(out["loss"] / n if n > 1 else out["loss"]).backward()
             for key, value in out.items():
                 totals[key] = totals[key] + value.detach() if key in totals else value.detach()
