@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from .ctc_head import CTCHead, ctc_loss
-from .guided_attention import guided_attention_loss
+from .guided_attention import ctc_alignment_loss, ctc_token_frames, guided_attention_loss
 from .speller import Speller
 
 
@@ -18,7 +18,7 @@ class LAS(nn.Module):
 
     Token ids follow `CharTokenizer`: 0 = CTC blank (never predicted by the speller), 1 = <sos/eos>.
     Loss = ctc_weight * CTC(listener) + (1 - ctc_weight) * label-smoothed cross entropy(speller), plus the
-    guided-attention loss when training asks for it.
+    supervised-attention losses when training asks for them.
 
     ctc_upsample, ctc_layers, ctc_hidden: the CTC head's frames per listener frame and BLSTM layers of its own
     (asr/models/ctc_head.py); `asr-fit-ctc` fits such a head on a trained model's listener.
@@ -48,11 +48,12 @@ class LAS(nn.Module):
         return self.ctc_head(memory, lengths)
 
     def forward(self, feats: torch.Tensor, feat_lengths: torch.Tensor, targets: torch.Tensor,
-                target_lengths: torch.Tensor, guide_weight: float = 0.0, guide_sigma: float = 0.2
-                ) -> dict[str, torch.Tensor]:
+                target_lengths: torch.Tensor, guide_weight: float = 0.0, guide_sigma: float = 0.2,
+                align_weight: float = 0.0, align_width: float = 2.0) -> dict[str, torch.Tensor]:
         """targets (B, U) padded with anything past target_lengths. Returns losses and token accuracy.
-        guide_weight > 0 adds that much of the guided-attention loss (asr/models/guided_attention.py, band width
-        guide_sigma) on the speller's alignments to the loss."""
+        Supervised attention (asr/models/guided_attention.py) on the speller's alignments: guide_weight > 0 adds
+        that much of the guided-attention loss (band width guide_sigma), align_weight > 0 that much of the loss
+        against the CTC head's forced alignment (band width align_width listener frames)."""
         memory, mem_lengths = self.encode(feats, feat_lengths)
         b, u = targets.shape
         valid = torch.arange(u + 1, device=targets.device)[None, :] < (target_lengths[:, None] + 1)
@@ -69,9 +70,17 @@ class LAS(nn.Module):
         result = {"att_loss": att_loss, "accuracy": accuracy}
         loss = att_loss
         if self.ctc_head is not None:
-            ctc = ctc_loss(*self.ctc_log_probs(memory, mem_lengths), targets, target_lengths, self.blank)
+            log_probs, lp_lengths = self.ctc_log_probs(memory, mem_lengths)
+            ctc = ctc_loss(log_probs, lp_lengths, targets, target_lengths, self.blank)
             result["ctc_loss"] = ctc
             loss = self.ctc_weight * ctc + (1 - self.ctc_weight) * att_loss
+        if align_weight > 0:
+            if self.ctc_head is None:
+                raise ValueError("the CTC alignment loss needs a model with a CTC head (ctc_weight > 0)")
+            centres = ctc_token_frames(log_probs, lp_lengths, targets, target_lengths, self.blank, self.ctc_upsample)
+            aligned = ctc_alignment_loss(alignments, centres, target_lengths + 1, mem_lengths, align_width)
+            result["align_loss"] = aligned
+            loss = loss + align_weight * aligned
         if guide_weight > 0:
             guided = guided_attention_loss(alignments, target_lengths + 1, mem_lengths, guide_sigma)
             result["guided_loss"] = guided

@@ -222,12 +222,15 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def guide(self) -> dict:
-        """The guided-attention arguments of the model for this step: its weight while the schedule keeps it on."""
-        g = self.cfg.train.get("guided_attention") or {}
-        weight, until = g.get("weight", 0.0), g.get("until_step")
-        if weight <= 0 or (until is not None and self.state["step"] >= until):
-            return {}
-        return {"guide_weight": float(weight), "guide_sigma": float(g.get("sigma", 0.2))}
+        """The model's supervised-attention arguments for this step: each loss's weight and band width while its
+        schedule keeps it on (train.guided_attention, train.ctc_alignment)."""
+        out = {}
+        for block, prefix, width in (("guided_attention", "guide", "sigma"), ("ctc_alignment", "align", "width")):
+            g = self.cfg.train.get(block) or {}
+            weight, until = g.get("weight", 0.0), g.get("until_step")
+            if weight > 0 and (until is None or self.state["step"] < until):
+                out.update({f"{prefix}_weight": float(weight), f"{prefix}_{width}": float(g[width])})
+        return out
 
     def train_step(self, micro_batches: list[dict]) -> dict:
         """One optimizer step over the micro-batches of this rank: gradients of loss / count accumulate, and
