@@ -62,7 +62,7 @@ def test_trainer_stops_at_its_budget_and_a_resumed_run_keeps_what_was_spent(tiny
 
 
 def test_lm_training_stops_at_its_budget(tiny_corpus, tmp_path):
-    from asr.cli.train_lm import train_lm
+    from asr.training.lm import train_lm
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
         cfg = compose("lm", overrides=[f"data.manifest_dir={tiny_corpus / 'manifests'}", f"out_dir={tmp_path}",

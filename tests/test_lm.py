@@ -14,10 +14,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from asr.cli.train_lm import batch_loss, length_batches
 from asr.data.tokenizer import CharTokenizer
 from asr.models.lexicon_lm import build_lexicon, read_lexicon
 from asr.models.lm import CharLM, LMState, load_lm, pad_sentences, save_lm
+from asr.training.lm import batch_loss, length_batches
 
 from .conftest import run
 

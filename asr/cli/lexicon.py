@@ -28,7 +28,7 @@ def write_lexicon_file(cfg: DictConfig) -> tuple[Path, int]:
         write_bigrams,
         write_lexicon,
     )
-    from .train_lm import training_sentences
+    from ..training.lm import training_sentences
 
     lex = cfg.lexicon
     sentences = training_sentences(cfg)
