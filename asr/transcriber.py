@@ -51,7 +51,7 @@ class Transcriber:
     Every input goes through the detector first: one without speech gets an empty transcript and is not
     decoded, so noise, music or hum give no text. An input longer than `segmenter.max_seconds` (the length of
     the longest training utterances) is split at its pauses into pieces of at most that length, decoded one by
-    one; a shorter one is decoded whole, trimmed to its speech and the detector's margin. segment=False
+    one; a shorter one is decoded whole, trimmed to its speech and `segmenter.edge_margin` around it. segment=False
     decodes long inputs whole too (trimmed the same way).
     """
 
@@ -99,7 +99,10 @@ class Transcriber:
         if self.segment and wav.numel() > self.segmenter.max_seconds * SAMPLE_RATE:
             return split_on_silence(wav, self.segmenter, self.vad)
         speech = self.vad.speech_spans(wav)
-        return [(speech[0][0], speech[-1][1])] if speech else []
+        if not speech:
+            return []
+        margin = round(self.segmenter.edge_margin * SAMPLE_RATE)
+        return [(max(speech[0][0] - margin, 0), min(speech[-1][1] + margin, wav.numel()))]
 
     def pieces(self, index: int, wav: torch.Tensor) -> list[_Piece]:
         return [_Piece(index, self.features(wav[a:b]), a / SAMPLE_RATE) for a, b in self.spans(wav)

@@ -240,7 +240,9 @@ def test_short_input_is_trimmed_to_its_speech(tiny_corpus, tiny_model):
     speech = corpus_utterance(tiny_corpus)
     wav = torch.cat([torch.zeros(2 * 16000), speech, torch.zeros(2 * 16000)])
     (start, end), = transcriber.spans(wav)
-    assert 1.8 * 16000 <= start <= 2.2 * 16000 and end - start <= len(speech) + 0.4 * 16000
+    margin = transcriber.segmenter.edge_margin * 16000
+    assert 2 * 16000 - margin - 0.2 * 16000 <= start <= 2 * 16000 - margin + 0.2 * 16000
+    assert end - start <= len(speech) + 2 * margin + 0.4 * 16000
 
 
 def test_long_input_is_segmented_without_being_asked(tiny_corpus, tiny_model, monkeypatch):
