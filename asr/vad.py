@@ -38,7 +38,7 @@ class VadOptions:
     min_silence_ms: int = 100     # shorter pauses do not end a stretch of speech
     pad_before_ms: int = 60       # milliseconds kept before each stretch of speech
     pad_after_ms: int = 0         # milliseconds kept after each stretch of speech
-    ctc_gate: bool = False        # also ask the model: a piece whose CTC best path is empty gets no text
+    ctc_gate: bool = True         # also ask the model: a piece whose CTC best path is empty gets no text
 
 
 class SileroNet(nn.Module):
