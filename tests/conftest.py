@@ -29,6 +29,28 @@ def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return result
 
 
+class FakeClock:
+    """A clock for a training loop's budget that moves only when a test moves it (`now`)."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TickingClock(FakeClock):
+    """A clock that moves `step` seconds every time it is read."""
+
+    def __init__(self, step: float):
+        super().__init__()
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
 def train_config(manifests: Path, exp: Path, *overrides: str):
     with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
         return compose("train", overrides=[f"data.manifest_dir={manifests}", f"exp_dir={exp}", *TINY_MODEL,

@@ -7,10 +7,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-import asr.cli.fit_ctc as fit_ctc_module
+import asr.training.ctc_fit as fit_ctc_module
 from asr import CONF_DIR
 from asr.cli.fit_ctc import fit_ctc
 from asr.modeldir import load_model_dir
+
+from .conftest import FakeClock
 
 
 def fit_config(corpus, model_dir, out_dir, *overrides):
@@ -128,16 +130,6 @@ def test_the_final_rate_takes_the_last_share_of_the_batches_or_of_the_clock(done
     assert not fit_ctc_module.at_final_rate(done, 10, 1, time_fraction)  # one pass: the full rate throughout
 
 
-class FakeClock:
-    """A clock that only moves when told: a training batch costs 1 s, everything else nothing."""
-
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
 def test_fit_ctc_runs_until_its_budget_runs_out_mid_pass_ending_at_the_final_rate(tiny_corpus, tiny_model,
                                                                                 tmp_path, monkeypatch):
     clock, rates, real_outputs = FakeClock(), [], fit_ctc_module.head_outputs
@@ -154,17 +146,18 @@ def test_fit_ctc_runs_until_its_budget_runs_out_mid_pass_ending_at_the_final_rat
             rates.append(optimizers[-1].param_groups[0]["lr"])
         return real_outputs(head, items)
 
-    monkeypatch.setattr(fit_ctc_module, "clock", clock)
     monkeypatch.setattr(fit_ctc_module, "head_outputs", one_second_a_batch)
     monkeypatch.setattr(torch.optim, "Adam", adam)
     out = tmp_path / "out"
-    fit_ctc(fit_config(tiny_corpus, tiny_model, out, "fit.passes=1"))  # no budget: one pass, to count its batches
+    # a training batch costs 1 s on the clock, everything else nothing
+    fit_ctc(fit_config(tiny_corpus, tiny_model, out, "fit.passes=1"), clock)  # no budget: one pass, to count batches
     per_pass = len(rates)
     assert per_pass >= 4
 
     rates.clear()
     budget_s = per_pass + per_pass // 2  # a pass and a half of 1-second batches
-    result = fit_ctc(fit_config(tiny_corpus, tiny_model, out, "fit.passes=4", f"fit.max_minutes={budget_s / 60}"))
+    result = fit_ctc(fit_config(tiny_corpus, tiny_model, out, "fit.passes=4", f"fit.max_minutes={budget_s / 60}"),
+                     clock)
     assert len(rates) == budget_s  # every second of the budget used, none beyond it
     final = 0.75 * budget_s  # the last quarter of the clock (4 passes) at the final rate
     assert rates == [pytest.approx(3e-3 * (0.3 if i >= final else 1.0)) for i in range(budget_s)]
@@ -174,7 +167,7 @@ def test_fit_ctc_runs_until_its_budget_runs_out_mid_pass_ending_at_the_final_rat
 
     # a budget spent before the fitting begins: one batch, and its evaluation
     rates.clear()
-    result = fit_ctc(fit_config(tiny_corpus, tiny_model, out, "fit.passes=3", "fit.max_minutes=1e-6"))
+    result = fit_ctc(fit_config(tiny_corpus, tiny_model, out, "fit.passes=3", "fit.max_minutes=1e-6"), clock)
     assert len(rates) == 1 and len(list(csv.DictReader((out / "fit_ctc_log.csv").open()))) == 1
 
 

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from .budget import Budget
+from .loop import Loop
 
 LOG_FIELDS = ["epoch", "lr", "train_ppl", "dev_ppl", "epoch_seconds", "chars_per_second", "best"]
 
@@ -127,7 +128,7 @@ def perplexity(model, tokens: list[list[int]], batch_size: int) -> float:
 def train_lm(cfg: DictConfig, clock: Callable[[], float] = time.monotonic) -> dict:
     """Train as conf/lm.yaml says; returns {best_dev_ppl, best_epoch, epochs, seconds, ...}."""
     from ..data.tokenizer import CharTokenizer
-    from ..models.lm import build_lm, save_lm
+    from ..models.lm import build_lm
 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -151,51 +152,74 @@ def train_lm(cfg: DictConfig, clock: Callable[[], float] = time.monotonic) -> di
         csv.DictWriter(f, fieldnames=LOG_FIELDS).writeheader()
 
     budget = Budget.from_minutes(t.max_minutes, clock)  # every second counts, dev perplexity too
-    lr, best_ppl, best_epoch, stop = t.lr, math.inf, -1, False
-    epoch = 0
-    for epoch in range(t.max_epochs):
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        model.train()
-        epoch_start, nll_sum, count = time.time(), 0.0, 0
-        batches = length_batches([len(s) for s in train_ids], t.batch_size, rng)
-        bar = tqdm(batches, desc=f"lm epoch {epoch}", unit="batch", dynamic_ncols=True)
-        for idx in bar:
-            nll, n = batch_loss(model, [train_ids[i] for i in idx])
-            optimizer.zero_grad(set_to_none=True)
-            (nll / n).backward()
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            if torch.isfinite(norm):  # one bad batch must not poison the weights
-                optimizer.step()
-            nll_sum, count = nll_sum + nll.item(), count + n
-            bar.set_postfix(ppl=f"{math.exp(nll_sum / count):.2f}", lr=f"{lr:.1e}")
-            budget.lap()
-            if budget.exhausted:
-                tqdm.write(f"asr-train-lm: wall-clock budget of {t.max_minutes} min reached")
-                stop = True
-                break
-        bar.close()
-        seconds = time.time() - epoch_start
-        dev_ppl = perplexity(model, dev_ids, 2 * t.batch_size)
-        improved = dev_ppl < best_ppl
+    task = LMTask(cfg, model, optimizer, train_ids, dev_ids, rng, out, log)
+    outcome = Loop(budget, t.max_epochs, count_all=True).run(task)
+    if outcome.reason == "budget":
+        tqdm.write(f"asr-train-lm: wall-clock budget of {t.max_minutes} min reached")
+    return {"best_dev_ppl": task.best_ppl, "best_epoch": task.best_epoch, "epochs": outcome.epoch + 1,
+            "seconds": budget.spent, "train_sentences": len(train_ids), "parameters": n_params}
+
+
+class LMTask:
+    """The LM's training as a Task of the training loop: length-bucketed batches in a new order each epoch; the
+    best epoch by dev perplexity is saved; the learning rate decays after an epoch that did not improve, and
+    training stops when it falls below train.min_lr."""
+
+    name = "lm epoch"
+
+    def __init__(self, cfg: DictConfig, model, optimizer, train_ids: list[list[int]], dev_ids: list[list[int]],
+                 rng: random.Random, out: Path, log: Path):
+        self.cfg, self.model, self.optimizer, self.rng, self.out, self.log = cfg, model, optimizer, rng, out, log
+        self.train_ids, self.dev_ids = train_ids, dev_ids
+        self.lr, self.best_ppl, self.best_epoch = cfg.train.lr, math.inf, -1
+
+    def batches(self, epoch: int) -> list[list[list[int]]]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        self.model.train()
+        self.epoch_start, self.nll_sum, self.count = time.time(), 0.0, 0
+        order = length_batches([len(s) for s in self.train_ids], self.cfg.train.batch_size, self.rng)
+        self.n_batches = len(order)
+        return [[self.train_ids[i] for i in idx] for idx in order]
+
+    def steps(self, epoch: int) -> int:
+        return self.n_batches
+
+    def step(self, tokens: list[list[int]]) -> dict[str, str]:
+        nll, n = batch_loss(self.model, tokens)
+        self.optimizer.zero_grad(set_to_none=True)
+        (nll / n).backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        if torch.isfinite(norm):  # one bad batch must not poison the weights
+            self.optimizer.step()
+        self.nll_sum, self.count = self.nll_sum + nll.item(), self.count + n
+        return {"ppl": f"{math.exp(self.nll_sum / self.count):.2f}", "lr": f"{self.lr:.1e}"}
+
+    def pause(self) -> bool:
+        return False
+
+    def end_epoch(self, epoch: int, finished: bool) -> bool:
+        from ..models.lm import save_lm
+
+        t = self.cfg.train
+        seconds = time.time() - self.epoch_start
+        dev_ppl = perplexity(self.model, self.dev_ids, 2 * t.batch_size)
+        improved = dev_ppl < self.best_ppl
         if improved:
-            best_ppl, best_epoch = dev_ppl, epoch
-            save_lm(model, out, {"epoch": epoch, "dev_ppl": round(dev_ppl, 4),
-                                 "training": OmegaConf.to_container(cfg, resolve=True)})
-        row = {"epoch": epoch, "lr": f"{lr:.3g}", "train_ppl": round(math.exp(nll_sum / max(count, 1)), 4),
-               "dev_ppl": round(dev_ppl, 4), "epoch_seconds": round(seconds, 1),
-               "chars_per_second": round(count / max(seconds, 1e-9)), "best": int(improved)}
-        with log.open("a", newline="") as f:
+            self.best_ppl, self.best_epoch = dev_ppl, epoch
+            save_lm(self.model, self.out, {"epoch": epoch, "dev_ppl": round(dev_ppl, 4),
+                                           "training": OmegaConf.to_container(self.cfg, resolve=True)})
+        row = {"epoch": epoch, "lr": f"{self.lr:.3g}",
+               "train_ppl": round(math.exp(self.nll_sum / max(self.count, 1)), 4), "dev_ppl": round(dev_ppl, 4),
+               "epoch_seconds": round(seconds, 1), "chars_per_second": round(self.count / max(seconds, 1e-9)),
+               "best": int(improved)}
+        with self.log.open("a", newline="") as f:
             csv.DictWriter(f, fieldnames=LOG_FIELDS).writerow(row)
         tqdm.write(f"lm epoch {epoch}: train ppl {row['train_ppl']:.3f} dev ppl {dev_ppl:.3f}"
                    f"{' (best)' if improved else ''}, {row['chars_per_second']} chars/s")
         if not improved:
-            lr *= t.lr_decay
-            if lr < t.min_lr:
+            self.lr *= t.lr_decay
+            if self.lr < t.min_lr:
                 tqdm.write(f"asr-train-lm: learning rate below {t.min_lr}, stopping")
-                stop = True
-        if stop:
-            break
-    budget.lap()
-    return {"best_dev_ppl": best_ppl, "best_epoch": best_epoch, "epochs": epoch + 1,
-            "seconds": budget.spent, "train_sentences": len(train_ids), "parameters": n_params}
+                return True
+        return False

@@ -32,6 +32,7 @@ from . import distributed
 from .allocator import keep_freed_memory
 from .budget import Budget
 from .checkpoint import rng_state, set_rng_state
+from .loop import Loop
 from .schedule import lr_factor
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -59,7 +60,8 @@ def groups(items: Iterable, size: int) -> Iterator[list]:
 
 
 class Trainer:
-    """Owns the model, optimizer, schedule and the run's bookkeeping; `run()` trains to the end."""
+    """Owns the model, optimizer, schedule and the run's bookkeeping; `run()` trains to the end. It is the
+    Task of asr/training/loop.py: the batches of an epoch, a step, what ends an epoch."""
 
     def __init__(self, cfg: DictConfig, clock: Callable[[], float] = time.monotonic):
         self.cfg, t = cfg, cfg.train
@@ -135,6 +137,7 @@ class Trainer:
         sampler position is state["batch_in_epoch"]; the epoch's order follows from (seed, epoch). Every rank
         takes part (its RNG state is gathered); rank 0 writes."""
         rngs = self.dist.gather(rng_state(self.device))
+        self.state["train_seconds"] = self.budget.spent
         if self.main:
             save_atomic({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                          "scaler": self.scaler.state_dict(), "state": dict(self.state), "rng": rngs},
@@ -166,8 +169,9 @@ class Trainer:
                            f"{self.dist.world_size} x {self.cfg.train.accum_steps}: not an exact continuation")
         return True
 
-    def end_epoch(self, epoch: int, stats: dict, seconds: float, audio: float) -> None:
-        ratio, dist = self.cfg.decode_max_len_ratio, self.dist
+    def evaluate(self, epoch: int, seconds: float) -> None:
+        """Dev CER of the epoch's model: keeps the best, the epoch's weights and a row of train_log.csv."""
+        ratio, dist, stats, audio = self.cfg.decode_max_len_ratio, self.dist, self.stats, self.audio
 
         def greedy(model: LAS, feats: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
             return greedy_decode(model, feats, lengths, ratio)[0]
@@ -274,6 +278,46 @@ class Trainer:
             pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(self.cfg.train.seed),
             prefetch_factor=d.prefetch_factor if d.num_workers else None)
 
+    # --- the Task the training loop drives (asr/training/loop.py) ---------------------------------------
+    name = "epoch"
+
+    def batches(self, epoch: int) -> Iterator[list[dict]]:
+        self.stats = {"loss": 0.0, "ctc": 0.0, "att": 0.0, "acc": 0.0, "batches": 0}
+        self.audio, self.epoch_start = 0.0, time.time()
+        return groups(self.loader(epoch), self.cfg.train.accum_steps)
+
+    def steps(self, epoch: int) -> int:
+        return math.ceil(len(self.sampler) / self.cfg.train.accum_steps)
+
+    def step(self, micro_batches: list[dict]) -> dict[str, str]:
+        self.set_lr()
+        out = self.train_step(micro_batches)
+        self.state["batch_in_epoch"] += len(micro_batches)
+        self.stats["batches"] += 1
+        for key, name in (("loss", "loss"), ("ctc", "ctc_loss"), ("att", "att_loss"), ("acc", "accuracy")):
+            self.stats[key] += out.get(name, 0.0)
+        self.audio += sum(b["feat_lengths"].sum().item() for b in micro_batches) / 100
+        return {"loss": f"{out['loss']:.3f}", "acc": f"{out['accuracy']:.3f}", "lr": f"{self.lr:.2e}",
+                "audio_s_per_s": f"{self.audio / (time.time() - self.epoch_start):.0f}"}
+
+    def pause(self) -> bool:
+        t = self.cfg.train
+        self.steps_this_run += 1
+        if t.stop_after_steps and self.steps_this_run >= t.stop_after_steps:
+            return True
+        save_now = time.time() - self.saved > t.checkpoint_minutes * 60
+        if self.dist.from_main([float(save_now)])[0]:  # rank 0's clock decides for every rank
+            self.save()  # a killed run loses at most this much
+            self.saved = time.time()
+        return False
+
+    def end_epoch(self, epoch: int, finished: bool) -> bool:
+        if finished or self.state["batch_in_epoch"] >= self.sampler.batches_per_rank:
+            self.evaluate(epoch, time.time() - self.epoch_start)
+            self.state.update(epoch=epoch + 1, batch_in_epoch=0)
+        self.save()
+        return False
+
     def run(self) -> dict:
         cfg, t = self.cfg, self.cfg.train
         if cfg.resume and self.resume() and self.main:
@@ -283,56 +327,16 @@ class Trainer:
             self.train_set.preload("train features")
         self.dev_set.preload("dev features")
         self.model.train()
-        steps_this_run, stop = 0, self.budget.exhausted
-        while self.state["epoch"] < t.max_epochs and not stop:
-            epoch = self.state["epoch"]
-            loader = self.loader(epoch)
-            stats = {"loss": 0.0, "ctc": 0.0, "att": 0.0, "acc": 0.0, "batches": 0}
-            audio, start, saved = 0.0, time.time(), time.time()
-            bar = tqdm(total=math.ceil(len(self.sampler) / t.accum_steps), desc=f"epoch {epoch}", unit="step",
-                       dynamic_ncols=True, **({} if self.main else {"disable": True}))
-            batches = iter(groups(loader, t.accum_steps))
-            while True:
-                tick = self.budget.clock()
-                micro_batches = next(batches, None)
-                if micro_batches is None:
-                    break
-                self.set_lr()
-                out = self.train_step(micro_batches)
-                self.state["batch_in_epoch"] += len(micro_batches)
-                elapsed, save_now = self.budget.clock() - tick, time.time() - saved > t.checkpoint_minutes * 60
-                if self.dist.enabled:  # rank 0's clock decides for all: the lr, the budget and saving agree
-                    elapsed, save_now = self.dist.from_main([elapsed, float(save_now)])
-                self.budget.charge(elapsed)
-                self.state["train_seconds"] = self.budget.spent
-                steps_this_run += 1
-                stats["batches"] += 1
-                for key, name in (("loss", "loss"), ("ctc", "ctc_loss"), ("att", "att_loss"), ("acc", "accuracy")):
-                    stats[key] += out.get(name, 0.0)
-                audio += sum(b["feat_lengths"].sum().item() for b in micro_batches) / 100
-                bar.update()
-                bar.set_postfix(loss=f"{out['loss']:.3f}", acc=f"{out['accuracy']:.3f}",
-                                lr=f"{self.lr:.2e}", audio_s_per_s=f"{audio / (time.time() - start):.0f}")
-                if self.budget.exhausted:
-                    if self.main:
-                        tqdm.write(f"wall-clock budget of {t.max_minutes} min reached in epoch {epoch} of "
-                                   f"{t.max_epochs}: a slower machine trains fewer epochs, a weaker model "
-                                   f"(train.max_minutes=null trains all {t.max_epochs})")
-                    stop = True
-                    break
-                if t.stop_after_steps and steps_this_run >= t.stop_after_steps:
-                    stop = True
-                    break
-                if save_now:  # a killed run loses at most this much
-                    self.save()
-                    saved = time.time()
-            bar.close()
-            del batches, loader  # stop this epoch's workers before dev decoding
-            epoch_done = self.state["batch_in_epoch"] >= self.sampler.batches_per_rank
-            if epoch_done or self.budget.exhausted:
-                self.end_epoch(epoch, stats, time.time() - start, audio)
-                self.state.update(epoch=epoch + 1, batch_in_epoch=0)
-            self.save()
+        self.steps_this_run, self.saved = 0, time.time()
+        # dev decoding is free: the budget counts training steps; rank 0's clock decides for all, so the
+        # learning rate, the budget's end and checkpointing agree
+        loop = Loop(self.budget, t.max_epochs, agree=lambda seconds: self.dist.from_main([seconds])[0],
+                    progress=self.main)
+        outcome = loop.run(self, first_epoch=self.state["epoch"])
+        if outcome.reason == "budget" and self.main:
+            tqdm.write(f"wall-clock budget of {t.max_minutes} min reached in epoch {outcome.epoch} of "
+                       f"{t.max_epochs}: a slower machine trains fewer epochs, a weaker model "
+                       f"(train.max_minutes=null trains all {t.max_epochs})")
         if self.main and not (self.exp / "model.pt").exists():
             save_atomic(self.model.state_dict(), self.exp / "model.pt")
         self.dist.barrier()  # no rank leaves before rank 0 has written everything
