@@ -11,6 +11,8 @@ import torch
 import torchaudio
 
 SAMPLE_RATE = 16000
+HOP_LENGTH = 160  # samples between feature frames (10 ms): the frame rate every part of the package counts in
+FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH
 MIN_SECONDS = 0.1  # shorter clips cannot give the listener enough frames to attend to
 
 
@@ -51,31 +53,55 @@ def prepare_samples(data: np.ndarray, rate: int, sample_rate: int = SAMPLE_RATE,
 
 
 class LogMel(torch.nn.Module):
-    """Log-mel filterbank: samples (N,) -> features (T, n_mels), 25 ms windows every 10 ms."""
+    """Log-mel filterbank: samples (N,) -> features (T, n_mels), windows of `win_length` samples every 10 ms.
+    The settings are a config's `features` block (conf/train.yaml), kept in a model directory's config.yaml and
+    in the normalization stats computed with them."""
 
-    def __init__(self, n_mels: int = 80, sample_rate: int = SAMPLE_RATE):
+    def __init__(self, n_mels: int = 80, n_fft: int = 512, win_length: int = 400, log_floor: float = 1e-6,
+                 sample_rate: int = SAMPLE_RATE):
         super().__init__()
+        if not 0 < win_length <= n_fft:
+            raise ValueError(f"features: win_length ({win_length}) must be between 1 and n_fft ({n_fft})")
+        self.settings = {"n_mels": n_mels, "n_fft": n_fft, "win_length": win_length, "log_floor": log_floor}
+        self.log_floor = log_floor
         self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=sample_rate, n_fft=512, win_length=400, hop_length=160, n_mels=n_mels)
+            sample_rate=sample_rate, n_fft=n_fft, win_length=win_length, hop_length=HOP_LENGTH, n_mels=n_mels)
+
+    @classmethod
+    def from_config(cls, features) -> LogMel:
+        """From a `features` block; keys it lacks keep their defaults (older model directories give n_mels only)."""
+        known = ("n_mels", "n_fft", "win_length", "log_floor")
+        unknown = sorted(set(features) - set(known))
+        if unknown:
+            raise ValueError(f"features: unknown setting {', '.join(unknown)} (known: {', '.join(known)})")
+        return cls(**{k: features[k] for k in known if k in features})
 
     @torch.no_grad()
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        return torch.log(self.mel(wav) + 1e-6).transpose(-1, -2).contiguous()
+        return torch.log(self.mel(wav) + self.log_floor).transpose(-1, -2).contiguous()
 
 
 class GlobalNorm(torch.nn.Module):
-    """Per-dimension mean/variance normalization with statistics from the training manifest."""
+    """Per-dimension mean/variance normalization with statistics from the training manifest. `features`: the
+    LogMel settings the statistics were computed with (None: not recorded)."""
 
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, features: dict | None = None):
         super().__init__()
         self.register_buffer("mean", mean.float())
         self.register_buffer("std", std.float().clamp_min(1e-5))
+        self.features = features
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         return (feats - self.mean) / self.std
 
+    def check(self, logmel: LogMel, where: str) -> None:
+        """Raise ValueError unless these statistics were computed with `logmel`'s settings (or say nothing)."""
+        if self.features is not None and dict(self.features) != logmel.settings:
+            raise ValueError(f"{where}: normalization stats of features {self.features}, but the config asks "
+                             f"for {logmel.settings}; compute them again (asr-prepare --force --steps stats ...)")
+
     @classmethod
-    def from_features(cls, feats: list[torch.Tensor]) -> GlobalNorm:
+    def from_features(cls, feats: list[torch.Tensor], features: dict | None = None) -> GlobalNorm:
         """Accumulate in float64: sums over hours of frames lose precision in float32."""
         total = torch.zeros(feats[0].shape[-1], dtype=torch.float64)
         total_sq = torch.zeros_like(total)
@@ -87,16 +113,19 @@ class GlobalNorm(torch.nn.Module):
             frames += f.shape[0]
         mean = total / frames
         std = (total_sq / frames - mean * mean).clamp_min(0).sqrt()
-        return cls(mean, std)
+        return cls(mean, std, features)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps({"mean": self.mean.tolist(), "std": self.std.tolist()}) + "\n")
+        data = {"mean": self.mean.tolist(), "std": self.std.tolist()}
+        if self.features is not None:
+            data["features"] = dict(self.features)
+        Path(path).write_text(json.dumps(data) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> GlobalNorm:
         try:
             data = json.loads(Path(path).read_text())
-            return cls(torch.tensor(data["mean"]), torch.tensor(data["std"]))
+            return cls(torch.tensor(data["mean"]), torch.tensor(data["std"]), data.get("features"))
         except (OSError, ValueError, KeyError) as err:
             raise ValueError(f"{path}: not a normalization stats file ({err})") from None
 

@@ -41,7 +41,12 @@ def load_model_dir(directory: str | Path) -> tuple[LAS, CharTokenizer | Sentence
         raise ValueError(f"{directory / 'model.pt'}: weights do not match config.yaml "
                          f"({str(err).splitlines()[0]})") from None
     model.eval()
-    return model, tokenizer, LogMel(cfg.features.n_mels), norm
+    try:
+        logmel = LogMel.from_config(cfg.features)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{directory / 'config.yaml'}: {err}") from None
+    norm.check(logmel, str(directory / "norm.json"))
+    return model, tokenizer, logmel, norm
 
 
 def export_model_dir(source: str | Path, target: str | Path, weights: str | Path | None = None) -> Path:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .frontend import SAMPLE_RATE
+from .frontend import HOP_LENGTH, SAMPLE_RATE
 from .vad import CHUNK, VoiceActivity, pad_spans
 
-HOP = SAMPLE_RATE // 100
+HOP = HOP_LENGTH
 WINDOW = SAMPLE_RATE * 25 // 1000
 SILENT_PEAK = 1e-4  # below this amplitude a recording is digital silence, whatever its relative level
 

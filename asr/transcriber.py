@@ -14,7 +14,7 @@ from .decoding.greedy import ctc_greedy_decode
 from .decoding.search import Search
 from .decoding.search_config import read_search_file
 from .decoding.timestamps import Word, word_times
-from .frontend import SAMPLE_RATE, AudioError, load_audio, prepare_samples
+from .frontend import FRAMES_PER_SECOND, SAMPLE_RATE, AudioError, load_audio, prepare_samples
 from .modeldir import load_model_dir
 from .models.attention.windowed import add_decode_window
 from .segmenter import SegmenterOptions, is_silent, split_on_silence
@@ -153,7 +153,8 @@ class Transcriber:
         for j, piece in enumerate(ready):
             batch.append(piece)
             # sorted by length, so the next piece would pad the batch to its own length
-            if j == len(ready) - 1 or len(ready[j + 1].feats) * (len(batch) + 1) > self.batch_seconds * 100:
+            limit = self.batch_seconds * FRAMES_PER_SECOND
+            if j == len(ready) - 1 or len(ready[j + 1].feats) * (len(batch) + 1) > limit:
                 for p, (text, words) in zip(batch, self.decode_pieces(batch)):
                     decoded.setdefault(p.index, []).append((p.offset, text, words))
                 batch = []

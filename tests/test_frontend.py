@@ -13,6 +13,34 @@ def test_logmel_shape_and_rate():
     assert torch.isfinite(feats).all()
 
 
+def test_logmel_takes_its_settings_from_a_features_block():
+    wav = torch.randn(16000)
+    default = LogMel.from_config({"n_mels": 40})
+    assert default.settings == {"n_mels": 40, "n_fft": 512, "win_length": 400, "log_floor": 1e-6}
+    assert torch.equal(default(wav), LogMel(40)(wav))  # a block with n_mels only (older model directories)
+    wider = LogMel.from_config({"n_mels": 40, "n_fft": 1024, "win_length": 800})
+    assert wider(wav).shape == default(wav).shape  # the frame rate stays 10 ms
+    assert not torch.allclose(wider(wav), default(wav))
+    silent = torch.zeros(1600)
+    assert LogMel.from_config({"log_floor": 1e-3})(silent).max() == pytest.approx(np.log(1e-3))
+    with pytest.raises(ValueError, match="unknown setting hop_length"):
+        LogMel.from_config({"hop_length": 80})
+    with pytest.raises(ValueError, match="win_length"):
+        LogMel(win_length=600, n_fft=512)
+
+
+def test_normalization_stats_remember_their_features(tmp_path):
+    logmel = LogMel(n_mels=4, n_fft=256, win_length=200)
+    norm = GlobalNorm.from_features([torch.randn(50, 4)], logmel.settings)
+    norm.save(tmp_path / "norm.json")
+    loaded = GlobalNorm.load(tmp_path / "norm.json")
+    assert loaded.features == logmel.settings and torch.allclose(loaded.mean, norm.mean)
+    loaded.check(logmel, "norm.json")  # the same settings: fine
+    with pytest.raises(ValueError, match=r"^norm.json: normalization stats of features .*n_fft.: 256"):
+        loaded.check(LogMel(n_mels=4), "norm.json")
+    GlobalNorm(norm.mean, norm.std).check(LogMel(n_mels=4), "norm.json")  # stats without settings: not checked
+
+
 def test_load_audio_downmixes_and_resamples(tmp_path):
     t = np.arange(44100) / 44100
     stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.zeros_like(t)], 1).astype(np.float32)

@@ -183,6 +183,25 @@ def test_bf16_autocast_trains_on_cpu(tiny_corpus, tmp_path):
         Trainer(train_config(tiny_corpus / "manifests", tmp_path, "train.precision=fp16", "device=cpu"))
 
 
+def test_the_front_end_follows_the_config_and_must_match_the_stats(tiny_corpus, tmp_path):
+    manifests = tiny_corpus / "manifests"
+    with pytest.raises(ValueError, match=r"norm.json: normalization stats of features .* compute them again"):
+        Trainer(train_config(manifests, tmp_path / "a", "features.n_fft=1024", "device=cpu"))
+    # stats made with the same settings: the trainer's features and the model directory's are those
+    norm = GlobalNorm.load(manifests / "norm.json")
+    stats = tmp_path / "manifests"
+    stats.mkdir()
+    for f in manifests.iterdir():
+        (stats / f.name).write_bytes(f.read_bytes())
+    GlobalNorm(norm.mean, norm.std, {**norm.features, "n_fft": 1024, "win_length": 800}).save(stats / "norm.json")
+    trainer = Trainer(train_config(stats, tmp_path / "b", "features.n_fft=1024", "features.win_length=800",
+                                   "train.max_epochs=1", "train.stop_after_steps=1", "device=cpu"))
+    assert trainer.train_set.logmel.settings["win_length"] == 800
+    trainer.run()
+    _, _, logmel, _ = load_model_dir(tmp_path / "b")
+    assert logmel.settings == {"n_mels": 80, "n_fft": 1024, "win_length": 800, "log_floor": 1e-6}
+
+
 def test_accumulated_step_equals_one_step_on_the_joined_gradient(tiny_corpus, tmp_path):
     overrides = ["device=cpu", "specaug.enabled=false", "model.speller.dropout=0", "model.listener.dropout=0"]
     one = Trainer(train_config(tiny_corpus / "manifests", tmp_path / "a", "train.accum_steps=2", *overrides))

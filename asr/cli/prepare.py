@@ -39,7 +39,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--vocab-size", type=int, default=1000, help="SentencePiece vocabulary, special symbols included")
     p.add_argument("--character-coverage", type=float, default=1.0, help="SentencePiece character coverage")
     p.add_argument("--out", required=True, help="folder for manifests, tokenizer.json and norm.json")
-    p.add_argument("--n-mels", type=int, default=80)
+    p.add_argument("--n-mels", type=int, default=80, help="the features of the stats: asr-train's features.n_mels")
+    p.add_argument("--n-fft", type=int, default=512, help="... features.n_fft")
+    p.add_argument("--win-length", type=int, default=400, help="... features.win_length (samples)")
     p.add_argument("--stats-utts", type=int, default=1000,
                    help="random training utterances the normalization stats are taken from")
     p.add_argument("--seed", type=int, default=0)
@@ -62,16 +64,17 @@ def prepare_subset(corpus: Path, subset: str, out: Path, force: bool) -> None:
     print(f"{subset}: {len(utts)} utterances, {hours:.2f} h, {len(problems)} problems -> {path}")
 
 
-def compute_stats(utts: list, n_mels: int, sample: int, seed: int) -> GlobalNorm:
+def compute_stats(utts: list, logmel: LogMel, sample: int, seed: int) -> GlobalNorm:
+    """Mean and deviation of `logmel`'s features over `sample` utterances, recorded with its settings (training
+    refuses stats of other features)."""
     chosen = random.Random(seed).sample(utts, min(sample, len(utts)))
-    logmel = LogMel(n_mels)
     feats = []
     for u in tqdm(chosen, desc="normalization stats", unit="utt", leave=False):
         try:
             feats.append(logmel(load_audio(u.audio)))
         except AudioError as err:
             print(f"warning: {err}", file=sys.stderr)
-    return GlobalNorm.from_features(feats)
+    return GlobalNorm.from_features(feats, logmel.settings)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -94,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
                 tokenizer.save(out / "tokenizer.json")
                 print(f"tokenizer: {args.tokenizer}, {len(tokenizer)} symbols -> {out / 'tokenizer.json'}")
             if "stats" in args.steps and (args.force or not (out / "norm.json").exists()):
-                compute_stats(train, args.n_mels, args.stats_utts, args.seed).save(out / "norm.json")
+                logmel = LogMel(args.n_mels, args.n_fft, args.win_length)
+                compute_stats(train, logmel, args.stats_utts, args.seed).save(out / "norm.json")
                 print(f"normalization stats -> {out / 'norm.json'}")
     except (FileNotFoundError, NotADirectoryError, ValueError) as err:
         sys.exit(f"asr-prepare: {err}")

@@ -12,14 +12,13 @@ import torchaudio
 from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
-from ..frontend import SAMPLE_RATE, GlobalNorm, LogMel, load_audio
+from ..frontend import FRAMES_PER_SECOND, SAMPLE_RATE, GlobalNorm, LogMel, load_audio
 from .librispeech import Utterance
 from .tokenizer import CharTokenizer
 
 if TYPE_CHECKING:
     from .augment import Augmenter
 
-FRAMES_PER_SECOND = 100
 
 
 def perturb_speed(wav: torch.Tensor, factor: float, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:

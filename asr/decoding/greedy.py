@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..frontend import FRAMES_PER_SECOND
 from ..models.las import LAS
 
-FRAMES_PER_SECOND = 100  # LogMel's 10 ms hop
 # word and n-gram hashes: a polynomial hash modulo each of two primes below 2**31, so products stay in int64
 # and two different n-grams share both hashes with a probability of about 2**-62
 MODULI = (2**31 - 1, 2**31 - 19)

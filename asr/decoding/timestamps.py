@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-FRAME_SECONDS = 0.01  # the front end's hop: 160 samples at 16 kHz
+from ..frontend import FRAMES_PER_SECOND
+
+FRAME_SECONDS = 1 / FRAMES_PER_SECOND  # the front end's hop
 MIN_CUE_SECONDS = 0.01  # a cue that ends where it starts is shown by no player
 
 

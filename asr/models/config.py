@@ -68,6 +68,7 @@ def read_model_config(path: str | Path) -> DictConfig:
     return OmegaConf.create(data)
 
 
-def write_model_config(directory: str | Path, model_cfg: DictConfig, n_mels: int) -> None:
-    cfg = OmegaConf.create({"model": model_cfg, "features": {"n_mels": n_mels}})
+def write_model_config(directory: str | Path, model_cfg: DictConfig, features: Mapping) -> None:
+    """config.yaml: the model's blocks and the front end's settings (`LogMel.settings`)."""
+    cfg = OmegaConf.create({"model": model_cfg, "features": dict(features)})
     OmegaConf.save(cfg, Path(directory) / "config.yaml", resolve=True)

@@ -24,7 +24,7 @@ from ..data.librispeech import read_manifest
 from ..data.tokenizer import load_tokenizer
 from ..decoding.dataset import decode_and_score
 from ..decoding.greedy import greedy_decode
-from ..frontend import GlobalNorm, LogMel, SpecAugment
+from ..frontend import FRAMES_PER_SECOND, GlobalNorm, LogMel, SpecAugment
 from ..models.config import write_model_config
 from ..models.las import LAS, build_model
 from ..weights import load_checkpoint, save_atomic
@@ -84,7 +84,8 @@ class Trainer:
         manifests = Path(cfg.data.manifest_dir)
         self.tokenizer = load_tokenizer(manifests / "tokenizer.json")
         self.norm = GlobalNorm.load(manifests / "norm.json")
-        logmel = LogMel(cfg.features.n_mels)
+        logmel = LogMel.from_config(cfg.features)
+        self.norm.check(logmel, str(manifests / "norm.json"))
         train_utts = load_split(cfg, cfg.data.train, cfg.data.max_duration)
         if not train_utts:
             raise ValueError(f"{cfg.data.manifest_dir}/{cfg.data.train}.jsonl: no training utterances")
@@ -127,7 +128,7 @@ class Trainer:
                       "train_seconds": 0.0, "skipped_steps": 0, "world_size": self.dist.world_size,
                       "accum_steps": t.accum_steps}
         if self.main:
-            write_model_config(self.exp, cfg.model, cfg.features.n_mels)
+            write_model_config(self.exp, cfg.model, logmel.settings)
             self.tokenizer.save(self.exp / "tokenizer.json")
             self.norm.save(self.exp / "norm.json")
 
@@ -296,7 +297,7 @@ class Trainer:
         self.stats["batches"] += 1
         for key, name in (("loss", "loss"), ("ctc", "ctc_loss"), ("att", "att_loss"), ("acc", "accuracy")):
             self.stats[key] += out.get(name, 0.0)
-        self.audio += sum(b["feat_lengths"].sum().item() for b in micro_batches) / 100
+        self.audio += sum(b["feat_lengths"].sum().item() for b in micro_batches) / FRAMES_PER_SECOND
         return {"loss": f"{out['loss']:.3f}", "acc": f"{out['accuracy']:.3f}", "lr": f"{self.lr:.2e}",
                 "audio_s_per_s": f"{self.audio / (time.time() - self.epoch_start):.0f}"}
 

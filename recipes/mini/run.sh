@@ -12,8 +12,9 @@
 # Each is idempotent: finished audio is not re-rendered, existing manifests are kept, a finished LM, lexicon or
 # CTC head is kept, training resumes from its last checkpoint. LAS trains multi-condition (conf/augment/multi.yaml:
 # generated noise, babble, simulated rooms, telephone and band limits, gain, pitch) unless --augment none. Every
-# setting lives in conf/ (synth.yaml, lm.yaml, train.yaml, augment/, fit_ctc.yaml, decode.yaml); the options add
-# Hydra overrides. Decoding uses the LM of <exp>/lm when there is one, and the model of <exp>/las_ctc (stage 5)
+# setting lives in conf/: the recipe's own in conf/mini/ (las.yaml, lm.yaml, fit_ctc.yaml: the time budgets and what
+# differs from the defaults), the rest in synth.yaml, lm.yaml, train.yaml, augment/, fit_ctc.yaml, decode.yaml; the
+# options add Hydra overrides. Decoding uses the LM of <exp>/lm when there is one, and the model of <exp>/las_ctc (stage 5)
 # when there is one, else <exp>/las.
 set -euo pipefail
 
@@ -71,7 +72,7 @@ prepare() {
 
 train_model() {
   # shellcheck disable=SC2086
-  asr-train exp_dir="$trained" data.manifest_dir="$manifests" data.train="$train" data.dev=dev-seen resume=true \
+  asr-train --config-name mini/las exp_dir="$trained" data.manifest_dir="$manifests" data.train="$train" data.dev=dev-seen resume=true \
     augment="$augment" $train_opts
 }
 
@@ -83,7 +84,7 @@ train_lm() {
     echo "LM exists: $lm"
   else
     # shellcheck disable=SC2086
-    asr-train-lm out_dir="$lm" "${text[@]}" $lm_opts
+    asr-train-lm --config-name mini/lm out_dir="$lm" "${text[@]}" $lm_opts
   fi
   if [ -f "$lm/lexicon.tsv" ] && [ -f "$lm/bigrams.tsv" ]; then
     echo "lexicon exists: $lm/lexicon.tsv, $lm/bigrams.tsv"
@@ -98,7 +99,7 @@ fit_ctc() {
     echo "CTC head exists: $with_ctc"
   else
     # shellcheck disable=SC2086
-    asr-fit-ctc model_dir="$trained" out_dir="$with_ctc" data.manifest_dir="$manifests" data.train="$train" \
+    asr-fit-ctc --config-name mini/fit_ctc model_dir="$trained" out_dir="$with_ctc" data.manifest_dir="$manifests" data.train="$train" \
       data.dev=dev-seen augment="$augment" $ctc_opts
   fi
 }
