@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from asr import compose_config
 from asr.cli import download as cli
 from asr.data.download import DownloadError, extract, fetch, is_extracted
 from asr.data.librispeech import scan_subset
@@ -221,7 +222,7 @@ def test_cli_downloads_and_extracts_from_config(server, dev_clean, tmp_path, cap
 
 
 def test_config_has_every_openslr_subset():
-    cfg = cli.load_config("librispeech/data", [])
+    cfg = compose_config("librispeech/data")
     assert cli.subsets(cfg) == ["train-clean-100", "dev-clean", "dev-other", "test-clean", "test-other"]
     names = {"train-clean-100", "train-clean-360", "train-other-500", "dev-clean", "dev-other", "test-clean",
              "test-other", "train-clean-5", "dev-clean-2"}

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from asr import compose_config
 from asr.cli import download as cli
 from asr.data.download import DownloadError, escapes_root, extract, fetch, is_extracted
 
@@ -180,7 +181,7 @@ def test_fetch_without_md5_is_logged_as_unverified(server, noise_archives, tmp_p
 
 
 def test_config_has_the_noise_corpora():
-    cfg = cli.load_config("librispeech/data", [])
+    cfg = compose_config("librispeech/data")
     assert cli.noise_url(cfg, "musan")[0] == "https://www.openslr.org/resources/17/musan.tar.gz"
     assert cli.noise_url(cfg, "rirs_noises")[0] == "https://www.openslr.org/resources/28/rirs_noises.zip"
     # the sums openslr publishes for the two archives (pages 17 and 28)

@@ -20,8 +20,10 @@ from omegaconf import OmegaConf
 from asr.data.librispeech import read_manifest, scan_subset
 from asr.frontend import load_audio
 
+from .archive_server import ArchiveServer
 from .conftest import ROOT, TINY_MODEL
-from .test_download import MUSAN_WAVS, REAL, RIRS_WAVS, ArchiveServer, make_archive, make_musan, make_rirs
+from .test_download import REAL, make_archive
+from .test_download_noise import MUSAN_WAVS, RIRS_WAVS, make_musan, make_rirs
 
 # openslr subset name <- tiny synthetic subset standing in for it
 STAND_INS = {"train-clean-100": "train-synth", "dev-clean": "dev-seen", "dev-other": "dev-unseen",

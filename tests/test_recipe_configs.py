@@ -40,3 +40,14 @@ def test_the_defaults_set_no_time_budget():
     assert composed("train")["train"]["max_minutes"] is None
     assert composed("lm")["train"]["max_minutes"] is None
     assert composed("fit_ctc")["fit"]["max_minutes"] is None
+
+
+def test_compose_config_errors_are_one_line():
+    from asr import compose_config
+
+    with pytest.raises(ValueError, match=r"nothing\.yaml: no such config"):
+        compose_config("nothing")
+    with pytest.raises(ValueError) as err:
+        compose_config("decode", ["search.beam_size=="])
+    assert str(err.value).startswith("search.beam_size==: ") and "\n" not in str(err.value)
+    assert compose_config("decode", ["search.beam_size=3"]).search.beam_size == 3

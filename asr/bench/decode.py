@@ -26,7 +26,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.nn.utils.rnn import pad_sequence
 
-from .. import CONF_DIR
+from .. import compose_config
 from ..data.batching import FeatureDataset
 from ..data.librispeech import read_manifest
 from ..decoding.dataset import decode_and_score
@@ -41,7 +41,7 @@ GAP_SECONDS = 0.3
 
 
 def search_config(**overrides) -> Search:
-    cfg = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "decode.yaml").search)
+    cfg = OmegaConf.to_container(compose_config("decode").search)
     cfg.update(overrides)
     return Search.from_config(cfg)
 
@@ -85,7 +85,7 @@ def long_audio(model, tokenizer, logmel, norm, utts, one_by_one: dict, min_secon
     separate = {f"long{i}": " ".join(one_by_one[u.id] for u in members) for i, (_, members) in enumerate(recordings)}
     result = {"recordings": len(recordings), "seconds_each": [round(len(w) / SAMPLE_RATE, 1) for w, _ in recordings],
               "one_by_one": score(refs, separate)["wer"]}
-    conf = OmegaConf.load(Path(CONF_DIR) / "decode.yaml")
+    conf = compose_config("decode")
     segmented = Transcriber(model, tokenizer, logmel, norm, segmenter=SegmenterOptions(**conf.segmenter),
                             vad=VadOptions(**conf.vad))
     start = time.perf_counter()
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
                                                                           ctc_weight=args.ctc_weight)}
     if model.ctc_head is not None:
         searches["ctc_greedy"] = search_config(method="ctc_greedy")
-    conf = OmegaConf.load(Path(CONF_DIR) / "decode.yaml").search
+    conf = compose_config("decode").search
     if conf.ctc_weight != args.ctc_weight:
         searches[f"beam{args.beam}_ctc{conf.ctc_weight}"] = search_config(method="beam", beam_size=args.beam)
     if args.lm:

@@ -31,7 +31,7 @@ import torch
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from .. import CONF_DIR
+from .. import compose_config
 from ..data.augment import Babble, GeneratedNoise, mix_at_snr, reverberate, simulate_rirs, telephone
 from ..data.librispeech import Utterance, read_manifest, scan_subset
 from ..data.noise import torch_generator
@@ -196,7 +196,7 @@ def recipe_transcriber(model_dir: str | Path, lm_dir: str | Path | None, threads
     from ..transcriber import Transcriber
     from ..vad import VadOptions
 
-    conf = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "decode.yaml"))
+    conf = OmegaConf.to_container(compose_config("decode"))
     search = dict(conf["search"], lm_dir=str(lm_dir) if lm_dir else None)
     torch.set_num_threads(threads)
     return Transcriber.from_pretrained(model_dir, search=Search.from_config(search), vad=VadOptions(**conf["vad"]))

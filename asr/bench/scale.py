@@ -61,13 +61,12 @@ GPU_MEMORY_GB = 80
 
 
 def compose_config(name: str, overrides: list[str]):
-    from hydra import compose, initialize_config_dir
+    from .. import compose_config
 
-    from .. import CONF_DIR
-    if not (Path(CONF_DIR) / f"{name}.yaml").is_file():
-        raise SystemExit(f"asr.bench.scale: {Path(CONF_DIR) / name}.yaml: no such config")
-    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
-        return compose(name, overrides=overrides)
+    try:
+        return compose_config(name, overrides)
+    except ValueError as err:
+        raise SystemExit(f"asr.bench.scale: {err}") from None
 
 
 def full_batch(cfg) -> tuple[int, int]:

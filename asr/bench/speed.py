@@ -72,14 +72,11 @@ def timeit(fn, runs: int, before=None, after_warmup=None) -> list[float]:
 # ----------------------------------------------------------------------------- our side, one model per process
 def run_ours(name: str, overrides: list[str], frames: int, batch: int, vocab: int, runs: int, tasks: set[str]
              ) -> dict:
-    from hydra import compose, initialize_config_dir
-
-    from .. import CONF_DIR
+    from .. import compose_config
     from ..decoding.greedy import greedy_decode
     from ..models.las import build_model
 
-    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
-        cfg = compose("train", overrides=[*MODELS[name][0], *WORKLOAD_OVERRIDES, *overrides])
+    cfg = compose_config("train", [*MODELS[name][0], *WORKLOAD_OVERRIDES, *overrides])
     torch.manual_seed(0)
     model = build_model(cfg.model, vocab, 80)
     # the peers' data: same generator and draws; token ids shifted by one as our 1 is <sos/eos>

@@ -19,18 +19,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from .. import CONF_DIR
+from .. import compose_config
 from ..data.download import DownloadError, extract, fetch
 
 PROG = "asr-download"
-
-
-def load_config(name: str, overrides: list[str]) -> DictConfig:
-    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
-        return compose(name, overrides=overrides)
 
 
 def subsets(cfg: DictConfig) -> list[str]:
@@ -122,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. out_dir=/data base_url=http://mirror")
     args = p.parse_args(argv)
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = compose_config(args.config, args.overrides)
         if args.get:
             print("\n".join(get(cfg, key) for key in args.get))
         else:

@@ -19,18 +19,15 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from .. import CONF_DIR
+from .. import compose_config
 
 
 def decode_config(overrides: list[str]) -> DictConfig:
     """conf/decode.yaml with Hydra overrides, as asr-decode composes it."""
-    from hydra import compose, initialize_config_dir
-
     try:
-        with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
-            return compose("decode", overrides=overrides)
-    except Exception as err:  # Hydra's parse and composition errors: a bad override
-        raise ValueError(f"--decode {' '.join(overrides)}: {' '.join(str(err).split())}") from None
+        return compose_config("decode", overrides)
+    except ValueError as err:
+        raise ValueError(f"--decode {err}") from None
 
 
 def export(source: str | Path, target: str | Path, weights: str | Path | None = None, search: bool = True,

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 
-from .. import CONF_DIR
+from .. import compose_config
 from ..outputs import FORMATS, SINGLE_FILE_FORMATS
 
 
@@ -136,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         from ..segmenter import SegmenterOptions
         from ..vad import VadOptions
 
-        conf = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "decode.yaml"))
+        conf = OmegaConf.to_container(compose_config("decode"))
         bundle = read_search_file(args.model)
         search = Search.from_config(search_config(args, conf["search"], bundle and bundle.search))
         transcriber = Transcriber.from_pretrained(args.model, search=search, segment=args.segment,
