@@ -28,7 +28,8 @@ class SegmenterOptions:
 
     max_seconds: float = 20.0     # longer inputs are split; pieces longer than this are cut again
     min_pause: float = 0.15       # every pause at least this long (seconds, as the VAD measures it) ends a piece
-    edge_margin: float = 0.5      # seconds kept around the first and last speech of an input decoded whole
+    edge_margin: float = 0.5      # seconds around the first and last speech of an input decoded whole that the CTC
+                                  # gate listens to
 
     def __post_init__(self):
         if self.max_seconds <= 0:

@@ -17,6 +17,7 @@ from .decoding.timestamps import Word, word_times
 from .frontend import FRAMES_PER_SECOND, SAMPLE_RATE, AudioError, load_audio, prepare_samples
 from .modeldir import load_model_dir
 from .models.attention.windowed import add_decode_window
+from .scoring import score
 from .segmenter import SegmenterOptions, is_silent, split_on_silence
 from .vad import VadOptions, VoiceActivity
 
@@ -37,22 +38,29 @@ class Transcript:
 
 @dataclass
 class _Piece:
-    """A stretch of one input to decode: its features and where it starts in the input (seconds)."""
+    """A stretch of one input to decode: its features and where it starts in the input (seconds). The CTC gate
+    listens to `heard_in` instead of `feats` when given (the detector's stretch of speech in an input decoded
+    whole), and wants a best path of at least `min_chars_per_second` (an input the detector found no speech in)."""
 
     index: int
     feats: torch.Tensor
     offset: float
+    heard_in: torch.Tensor | None = None
+    min_chars_per_second: float = 0.0
 
 
 class Transcriber:
     """A loaded model directory with its front end, a voice activity detector and a search (greedy by default;
     from_pretrained takes the directory's own search when it carries one).
 
-    Every input goes through the detector first: one without speech gets an empty transcript and is not
-    decoded, so noise, music or hum give no text. An input longer than `segmenter.max_seconds` (the length of
-    the longest training utterances) is split at its pauses into pieces of at most that length, decoded one by
-    one; a shorter one is decoded whole, trimmed to its speech and `segmenter.edge_margin` around it. segment=False
-    decodes long inputs whole too (trimmed the same way).
+    Every input goes through the detector first, so noise, music or hum give no text. An input longer than
+    `segmenter.max_seconds` (the length of the longest training utterances) is split at its pauses into pieces of
+    at most that length, decoded one by one; a shorter one (or any, with segment=False) is decoded whole, as
+    asr-decode decodes an utterance. With `vad.ctc_gate`, the model's CTC head must also hear a token in each
+    piece (in an input decoded whole: in the detector's stretch of speech, `segmenter.edge_margin` around it). An
+    input decoded whole in which the detector finds no speech gets an empty transcript, unless the CTC head reads
+    at least `vad.ctc_rescue` characters per second in it and the search's transcript agrees with that reading
+    (`vad.rescue_agreement`): the detector misses whispered speech.
     """
 
     def __init__(self, model, tokenizer, logmel, norm, search: Search | None = None, segment: bool = True,
@@ -92,49 +100,72 @@ class Transcriber:
     def features(self, wav: torch.Tensor) -> torch.Tensor:
         return self.norm(self.logmel(wav))
 
-    def spans(self, wav: torch.Tensor) -> list[tuple[int, int]]:
-        """samples (N,) -> the stretches [(start, end)] to decode, in samples; empty when there is no speech."""
+    def pieces(self, index: int, wav: torch.Tensor) -> list[_Piece]:
+        """samples (N,) of input `index` -> what to decode of it; empty when there is nothing to decode."""
         if is_silent(wav):
             return []
         if self.segment and wav.numel() > self.segmenter.max_seconds * SAMPLE_RATE:
-            return split_on_silence(wav, self.segmenter, self.vad)
+            return [_Piece(index, self.features(wav[a:b]), a / SAMPLE_RATE)
+                    for a, b in split_on_silence(wav, self.segmenter, self.vad) if b - a >= SAMPLE_RATE // 10]
         speech = self.vad.speech_spans(wav)
-        if not speech:
-            return []
-        margin = round(self.segmenter.edge_margin * SAMPLE_RATE)
-        return [(max(speech[0][0] - margin, 0), min(speech[-1][1] + margin, wav.numel()))]
-
-    def pieces(self, index: int, wav: torch.Tensor) -> list[_Piece]:
-        return [_Piece(index, self.features(wav[a:b]), a / SAMPLE_RATE) for a, b in self.spans(wav)
-                if b - a >= SAMPLE_RATE // 10]
+        if speech:
+            margin = round(self.segmenter.edge_margin * SAMPLE_RATE)
+            start, end = max(speech[0][0] - margin, 0), min(speech[-1][1] + margin, wav.numel())
+            return [_Piece(index, self.features(wav), 0.0, heard_in=self.features(wav[start:end]))]
+        if self.vad.options.ctc_rescue > 0 and self.model.ctc_head is not None:
+            return [_Piece(index, self.features(wav), 0.0, min_chars_per_second=self.vad.options.ctc_rescue)]
+        return []
 
     @torch.inference_mode()
-    def heard(self, pieces: Sequence[_Piece]) -> list[bool]:
-        """Whether the model's CTC head hears any token in each piece (all True without vad.ctc_gate)."""
-        if not (self.vad.options.ctc_gate and self.model.ctc_head is not None):
-            return [True] * len(pieces)
-        feats = [p.feats for p in pieces]
+    def heard(self, pieces: Sequence[_Piece]) -> list[str | None]:
+        """What the model's CTC head reads (its best path as text) in each piece that it hears enough in: any token
+        (with vad.ctc_gate) and at least the piece's min_chars_per_second; None where it does not. "" where
+        neither asks (or the model has no CTC head)."""
+        gate = self.vad.options.ctc_gate
+        asks = [self.model.ctc_head is not None and (gate or p.min_chars_per_second > 0) for p in pieces]
+        out: list[str | None] = [""] * len(pieces)
+        feats = [p.feats if p.heard_in is None else p.heard_in for p, a in zip(pieces, asks) if a]
+        if not feats:
+            return out
         tokens, _ = ctc_greedy_decode(self.model, pad_sequence(feats, batch_first=True),
                                       torch.tensor([len(f) for f in feats]))
-        return [bool(t) for t in tokens]
+        listened = iter(zip(tokens, feats))
+        for i, (p, a) in enumerate(zip(pieces, asks)):
+            if a:
+                best, heard_feats = next(listened)
+                reading = self.tokenizer.decode(best)
+                rate = len(reading.replace(" ", "")) / (len(heard_feats) / FRAMES_PER_SECOND)
+                out[i] = reading if best and rate >= p.min_chars_per_second else None
+        return out
 
     @torch.inference_mode()
     def decode_pieces(self, pieces: Sequence[_Piece]) -> list[tuple[str, list[Word]]]:
-        """(text, words) per piece; a piece the CTC gate finds empty is not searched."""
-        heard = self.heard(pieces)
+        """(text, words) per piece; a piece the CTC gate finds empty is not searched. A rescued piece (one the
+        detector found no speech in) keeps its text only where the search agrees with the CTC head's reading
+        (character error rate between them at most vad.rescue_agreement): on noise, a CTC head reads runs of
+        letters that no speller spells the same way."""
+        readings = self.heard(pieces)
         out: list[tuple[str, list[Word]]] = [("", [])] * len(pieces)
-        feats = [p.feats for p, h in zip(pieces, heard) if h]
+        feats = [p.feats for p, r in zip(pieces, readings) if r is not None]
         if not feats:
             return out
         hyps = iter(self.search(self.model, pad_sequence(feats, batch_first=True),
                                 torch.tensor([len(f) for f in feats]), frames=True, symbols=self.tokenizer.symbols))
         reduction = getattr(self.model.listener, "reduction", 4)
-        for i, (p, h) in enumerate(zip(pieces, heard)):
-            if h:
-                hyp = next(hyps)
-                out[i] = (self.tokenizer.decode(hyp.tokens),
-                          word_times(self.tokenizer.symbols, hyp.tokens, hyp.frames, reduction, p.offset))
+        for i, (p, reading) in enumerate(zip(pieces, readings)):
+            if reading is None:
+                continue
+            hyp = next(hyps)
+            text = self.tokenizer.decode(hyp.tokens)
+            if p.min_chars_per_second > 0 and not self.agrees(reading, text):
+                continue
+            out[i] = (text, word_times(self.tokenizer.symbols, hyp.tokens, hyp.frames, reduction, p.offset))
         return out
+
+    def agrees(self, reading: str, text: str) -> bool:
+        """Whether a transcript is within vad.rescue_agreement (CER, %) of the CTC head's reading."""
+        limit = self.vad.options.rescue_agreement
+        return bool(text.strip()) and score({"piece": reading}, {"piece": text})["cer"] <= limit
 
     def transcribe_many(self, inputs: Sequence[Audio], sample_rate: int = SAMPLE_RATE) -> list[Transcript]:
         """Transcribe many inputs in length-sorted batches; a bad input gets an error, the rest go on."""

@@ -39,6 +39,9 @@ class VadOptions:
     pad_before_ms: int = 60       # milliseconds kept before each stretch of speech
     pad_after_ms: int = 0         # milliseconds kept after each stretch of speech
     ctc_gate: bool = True         # also ask the model: a piece whose CTC best path is empty gets no text
+    ctc_rescue: float = 8.0       # decode an input the detector finds no speech in when the CTC head reads this
+                                  # many characters per second in it (0: off) ...
+    rescue_agreement: float = 20.0  # ... and keep the transcript when it is within this CER (%) of that reading
 
 
 class SileroNet(nn.Module):

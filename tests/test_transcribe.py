@@ -9,6 +9,7 @@ import torchaudio
 from asr.cli.transcribe import build_parser
 from asr.cli.transcribe import main as transcribe_main
 from asr.frontend import AudioError, load_audio
+from asr.scoring import score
 from asr.transcriber import Transcriber
 
 from .conftest import ROOT
@@ -62,7 +63,7 @@ def test_ctc_gate_silences_what_the_ctc_head_hears_nothing_in(tiny_model, monkey
         return [[] if int(n) in lengths_of_deaf else t for t, n in zip(tokens, lengths)], frames
 
     gated = Transcriber.from_pretrained(tiny_model, vad=VadOptions(ctc_gate=True))
-    lengths = {f: {len(p.feats) for p in gated.pieces(i, gated.samples(f))} for i, f in enumerate(files)}
+    lengths = {f: {len(p.heard_in) for p in gated.pieces(i, gated.samples(f))} for i, f in enumerate(files)}
     lengths_of_deaf.update(*(lengths[f] for f in deaf))  # a piece is known by its length: all lengths differ
     assert sum(len(n) for n in lengths.values()) == len(set().union(*lengths.values()))
     monkeypatch.setattr(asr.transcriber, "ctc_greedy_decode", ctc)
@@ -210,10 +211,10 @@ def test_cli_beam_with_lm_and_lexicon_and_a_lexicon_missing_from_the_lm_dir(tiny
 
 
 def count_decoded(transcriber, monkeypatch) -> list:
-    """Record the pieces the transcriber decodes (lengths in feature frames)."""
-    decoded, decode = [], transcriber.decode_pieces
-    monkeypatch.setattr(transcriber, "decode_pieces",
-                        lambda pieces: decoded.extend(len(p.feats) for p in pieces) or decode(pieces))
+    """Record the pieces the transcriber searches (lengths in feature frames)."""
+    decoded, search = [], transcriber.search
+    monkeypatch.setattr(transcriber, "search", lambda model, feats, lengths, **kw:
+                        decoded.extend(lengths.tolist()) or search(model, feats, lengths, **kw))
     return decoded
 
 
@@ -236,14 +237,39 @@ def test_speech_gets_through_the_gate_also_in_noise(tiny_corpus, tiny_model):
     assert transcriber.transcribe((speech + noise).numpy()) != ""
 
 
-def test_short_input_is_trimmed_to_its_speech(tiny_corpus, tiny_model):
+def test_short_input_is_decoded_whole_and_gated_on_its_speech(tiny_corpus, tiny_model):
     transcriber = Transcriber.from_pretrained(tiny_model)
     speech = corpus_utterance(tiny_corpus)
     wav = torch.cat([torch.zeros(2 * 16000), speech, torch.zeros(2 * 16000)])
-    (start, end), = transcriber.spans(wav)
-    margin = transcriber.segmenter.edge_margin * 16000
-    assert 2 * 16000 - margin - 0.2 * 16000 <= start <= 2 * 16000 - margin + 0.2 * 16000
-    assert end - start <= len(speech) + 2 * margin + 0.4 * 16000
+    piece, = transcriber.pieces(0, wav)
+    assert torch.equal(piece.feats, transcriber.features(wav)) and piece.offset == 0.0  # as asr-decode decodes it
+    margin = transcriber.segmenter.edge_margin * 100  # frames
+    # the gate hears the detector's speech and the margin around it, give or take its late start and end
+    assert len(speech) / 160 <= len(piece.heard_in) <= len(speech) / 160 + 2 * margin + 40
+
+
+def test_speech_the_detector_misses_is_rescued_by_the_ctc_rate_and_agreement(tiny_corpus, tiny_model, monkeypatch):
+    """vad.ctc_rescue: an input decoded whole without speech by the detector (whispering) is decoded when the
+    CTC head reads at least that many characters per second in it, and keeps its transcript when that is within
+    vad.rescue_agreement (CER) of the reading; not otherwise."""
+    from asr.decoding.greedy import ctc_greedy_decode
+    from asr.vad import VadOptions
+
+    speech = corpus_utterance(tiny_corpus)
+    plain = Transcriber.from_pretrained(tiny_model)
+    heard = plain.transcribe(speech.numpy())
+    feats = plain.features(speech)
+    tokens, _ = ctc_greedy_decode(plain.model, feats[None], torch.tensor([len(feats)]))
+    reading = plain.tokenizer.decode(tokens[0])
+    rate = len(reading.replace(" ", "")) / (len(feats) / 100)  # characters per second
+    cer = score({"u": reading}, {"u": heard})["cer"]
+    assert heard and rate > 0 and cer > 0  # the tiny model's two heads disagree somewhat
+    for threshold, agreement, expected in ((0.0, 1000.0, ""), (rate * 0.9, 1000.0, heard), (rate * 1.1, 1000.0, ""),
+                                           (rate * 0.9, cer * 1.01, heard), (rate * 0.9, cer * 0.99, "")):
+        options = VadOptions(ctc_rescue=threshold, rescue_agreement=agreement)
+        transcriber = Transcriber.from_pretrained(tiny_model, vad=options)
+        monkeypatch.setattr(transcriber.vad, "speech_spans", lambda wav: [])  # the detector hears nothing
+        assert transcriber.transcribe(speech.numpy()) == expected, (threshold, agreement)
 
 
 def test_long_input_is_segmented_without_being_asked(tiny_corpus, tiny_model, monkeypatch):
@@ -263,7 +289,8 @@ def test_long_input_is_segmented_without_being_asked(tiny_corpus, tiny_model, mo
     assert result.error is None
     assert len(decoded) >= joined - 1 and max(decoded) <= max_seconds * 100 + 1
     whole = Transcriber.from_pretrained(tiny_model, segment=False)
-    assert len(whole.spans(long)) == 1
+    piece, = whole.pieces(0, long)
+    assert len(piece.feats) == len(whole.features(long))
 
 
 def test_help_names_no_segment():
