@@ -3,6 +3,7 @@ import sys
 import textwrap
 
 import pytest
+import torch
 
 from asr.bench.speed import MODELS, TARGETS, TASKS, ratios
 from asr.bench.speed import main as bench_speed
@@ -65,8 +66,29 @@ def test_our_side_runs_and_peers_are_skipped_with_a_note(tmp_path, capsys):
         assert row["greedy_decoder_steps"] == row["target_len"]
         assert row["train_decoder_steps"] == row["target_len"] + 1  # <sos> y_1 .. y_U
         assert row["train_audio_s_per_s"] == pytest.approx(2 * 64 * 0.01 / row["train_s"])
+        # the step's counted FLOPs against the matrix-product peaks measured in the same process
+        assert row["train_gflop_per_s"] == pytest.approx(row["train_gflop"] / row["train_s"])
+        for dtype in ("fp32", "bf16"):
+            assert row[f"matmul_{dtype}_gflop_per_s"] > 0
+            assert row[f"train_share_of_{dtype}_peak"] == pytest.approx(
+                row["train_gflop_per_s"] / row[f"matmul_{dtype}_gflop_per_s"])
         assert raw["ld_preload"] is None and raw["threads"] == 1
         assert run["ratios"][name] == {"peers": {}, "targets": {}}
+
+
+def test_a_training_steps_flops_are_counted_forward_and_backward():
+    """A linear layer (B, D) -> (B, E): 2BDE FLOPs forward, twice that backward (gradients of input and weight);
+    the same for the fused LSTM layers, which torch's counter leaves out."""
+    from asr.bench.speed import counted_flops
+
+    layer, x = torch.nn.Linear(64, 32, bias=False), torch.randn(8, 64, requires_grad=True)
+    assert counted_flops(lambda: layer(x)) == 2 * 8 * 64 * 32
+    assert counted_flops(lambda: layer(x).sum().backward()) == 3 * 2 * 8 * 64 * 32
+    # a fused bidirectional LSTM (B=4, T=50, I=80, H=64): 2 x 4H x (I + H) per step, sequence and direction
+    lstm, x = torch.nn.LSTM(80, 64, batch_first=True, bidirectional=True), torch.randn(4, 50, 80)
+    forward = 2 * 4 * 64 * (80 + 64) * 4 * 50 * 2
+    assert counted_flops(lambda: lstm(x)) == forward
+    assert counted_flops(lambda: lstm(x)[0].sum().backward()) == 3 * forward
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import shutil
 from collections import Counter
 
 import pytest
+from omegaconf import OmegaConf
 
 from asr.cli.decode import decode_manifest
 from asr.cli.export import decode_config, export
@@ -19,6 +20,8 @@ from asr.decoding.search import Search
 from asr.decoding.search_config import read_search_file
 from asr.transcriber import Transcriber
 from asr.vad import VadOptions
+
+from .conftest import run
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +107,34 @@ def test_bundled_search_decodes_as_asr_decode_and_moves(tiny_corpus, tiny_model,
     results = transcriber.transcribe_many([u.audio for u in utts])
     assert {u.id: r.text for u, r in zip(utts, results)} == hyps
     assert any(hyps.values())
+    # asr-decode of the moved directory decodes with its bundle too, and the command line's search keys change it
+    bundled = decode_manifest(decode_config([f"model_dir={moved}", f"manifest={manifest}",
+                                             f"out_dir={tmp_path / 'bundled'}"]))
+    assert (tmp_path / "bundled" / "hyp.txt").read_text() == (tmp_path / "decode" / "hyp.txt").read_text()
+    assert bundled["search"] == "beam"
+    greedy = ["search.method=greedy"]
+    decode_manifest(decode_config([f"model_dir={moved}", f"manifest={manifest}", f"out_dir={tmp_path / 'g1'}",
+                                   *greedy]), given={"search.method"})
+    decode_manifest(decode_config([f"model_dir={tiny_model}", f"manifest={manifest}", f"out_dir={tmp_path / 'g2'}",
+                                   *greedy]))
+    assert (tmp_path / "g1" / "hyp.txt").read_text() == (tmp_path / "g2" / "hyp.txt").read_text()
+
+
+def test_asr_decode_takes_the_keys_of_its_command_line_over_the_bundle(exported, tiny_corpus, tmp_path):
+    from asr.cli.decode import search_settings
+
+    cfg = decode_config([f"model_dir={exported}", "search.beam_size=5", "search.lm_weight=0.7"])
+    settings, window = search_settings(cfg, given={"search.beam_size"})
+    assert settings["beam_size"] == 5 and settings["lm_weight"] == 0.2 and settings["method"] == "beam"
+    assert settings["lm_dir"] == str(exported / "lm") and window is None
+    assert search_settings(cfg, given={"search.beam_size", "search.lm_weight"})[0]["lm_weight"] == 0.7
+    plain = decode_config([f"model_dir={exported}", "bundled_search=false"])
+    assert search_settings(plain)[0] == OmegaConf.to_container(plain.search)
+    out = tmp_path / "cli"
+    result = run("asr-decode", f"model_dir={exported}", f"manifest={tiny_corpus / 'manifests' / 'test-seen.jsonl'}",
+                 f"out_dir={out}", "search.method=greedy", "threads=1")
+    assert "asr-decode: test-seen" in result.stdout
+    assert json.loads((out / "decode.json").read_text())["search"] == "greedy"
 
 
 def test_cli_uses_the_bundle_unless_greedy(exported, tiny_corpus, tmp_path, capsys):

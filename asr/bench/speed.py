@@ -21,6 +21,7 @@ import argparse
 import copy
 import gc
 import json
+import math
 import os
 import platform
 import resource
@@ -69,6 +70,37 @@ def timeit(fn, runs: int, before=None, after_warmup=None) -> list[float]:
     return times
 
 
+def matmul_gflop_per_s(dtype: torch.dtype, runs: int, n: int = 1024) -> float:
+    """GFLOP/s of an n x n by n x n matrix product in `dtype` on this process's threads (median after a warm-up):
+    the machine's peak for dense work, to hold a training step's FLOP/s against."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, generator=g).to(dtype), torch.randn(n, n, generator=g).to(dtype)
+    return 2 * n ** 3 / statistics.median(timeit(lambda: a @ b, runs)) / 1e9
+
+
+def _lstm_layer_flops(input_shape, weight_ih_shape, weight_hh_shape, *args, **kwargs) -> int:
+    """One fused LSTM layer in one direction (oneDNN's mkldnn_rnn_layer, which torch's counter does not know): the
+    input and recurrent products of every step, 2 x 4H x (I + H) per step and sequence."""
+    steps = math.prod(input_shape) // input_shape[-1]
+    return 2 * steps * (math.prod(weight_ih_shape) + math.prod(weight_hh_shape))
+
+
+def _lstm_layer_backward_flops(*shapes, **kwargs) -> int:
+    return 2 * _lstm_layer_flops(*shapes)  # the gradients of the inputs and of the weights
+
+
+def counted_flops(fn) -> int:
+    """Floating-point operations of one call of fn, as torch.utils.flop_counter counts them (matrix products and
+    convolutions; element-wise work is not counted), with the CPU's fused LSTM layers counted as well."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    aten = torch.ops.aten
+    lstm = {aten.mkldnn_rnn_layer: _lstm_layer_flops, aten.mkldnn_rnn_layer_backward: _lstm_layer_backward_flops}
+    with FlopCounterMode(display=False, custom_mapping=lstm) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
 # ----------------------------------------------------------------------------- our side, one model per process
 def run_ours(name: str, overrides: list[str], frames: int, batch: int, vocab: int, runs: int, tasks: set[str]
              ) -> dict:
@@ -111,6 +143,10 @@ def run_ours(name: str, overrides: list[str], frames: int, batch: int, vocab: in
 
         res["train_s"] = counted("train", train_step, before=lambda: model.zero_grad(set_to_none=True))
         res["train_loss"] = float(last["loss"])
+        model.zero_grad(set_to_none=True)
+        res["train_flops"] = counted_flops(train_step)
+        res["matmul_gflop_per_s"] = {"fp32": matmul_gflop_per_s(torch.float32, runs),
+                                     "bf16": matmul_gflop_per_s(torch.bfloat16, runs)}
         res["adam_s"] = timeit(optimizer.step, runs)
         model.zero_grad(set_to_none=True)
         model.load_state_dict(initial)  # decode with the initial weights, as the peers
@@ -178,6 +214,12 @@ def summarize(res: dict, batch: int, frames: int) -> dict:
                 row[f"{task}_{extra}"] = res[f"{task}_{extra}"]
     if "train_s" in row:
         row["train_audio_s_per_s"] = audio_s / row["train_s"]
+    if "train_flops" in res:  # how close a training step comes to the machine's matrix-product peaks
+        row["train_gflop"] = res["train_flops"] / 1e9
+        row["train_gflop_per_s"] = row["train_gflop"] / row["train_s"]
+        for dtype, peak in res["matmul_gflop_per_s"].items():
+            row[f"matmul_{dtype}_gflop_per_s"] = peak
+            row[f"train_share_of_{dtype}_peak"] = row["train_gflop_per_s"] / peak
     for task in ("greedy", "beam8"):
         if f"{task}_s" in row:
             row[f"{task}_rtf"] = row[f"{task}_s"] / audio_s
