@@ -64,3 +64,22 @@ def test_lm_training_stops_at_its_budget(tiny_corpus, tmp_path):
     # perplexity still runs and is counted (61 s). Nothing else reads the clock.
     assert result["seconds"] in (60.0, 61.0) and clock.now == result["seconds"] + 1
     assert result["epochs"] < 1000
+
+
+def test_trainer_checkpoints_after_each_stretch_of_training_time(tiny_corpus, tmp_path, monkeypatch):
+    """train.checkpoint_minutes counts the budget's seconds (the same on every rank): with 10 s a step and 0.5
+    minutes, last.pt is written after every fourth step inside an epoch (40 s > 30 s), and at the epoch's end."""
+    saved_at = []
+    real_save = Trainer.save
+
+    def save(self):
+        saved_at.append(self.budget.spent)
+        real_save(self)
+
+    monkeypatch.setattr(Trainer, "save", save)
+    trainer = Trainer(train_config(tiny_corpus / "manifests", tmp_path, "train.max_epochs=1", "device=cpu",
+                                   "train.checkpoint_minutes=0.5"), clock=TickingClock(10.0))
+    steps = trainer.steps(0)
+    assert steps >= 5
+    trainer.run()
+    assert saved_at == [40.0 * k for k in range(1, steps // 4 + 1)] + [10.0 * steps]

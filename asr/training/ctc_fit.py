@@ -149,15 +149,15 @@ def fit_ctc_head(cfg: DictConfig, model, tokenizer, logmel, norm, log: Path,
 
     head = CTCHead(model.listener.output_dim, len(tokenizer), cfg.ctc.upsample, cfg.ctc.layers,
                    cfg.ctc.hidden, cfg.ctc.dropout).to(device)
-    task = HeadFitTask(cfg, head, model.blank, bucket_batches(train_durations, cfg.fit.max_frames), train_batch,
-                       lambda: evaluate(head, dev, dev_utts, tokenizer, model.blank, cfg.fit.encode_max_frames),
-                       random.Random(cfg.seed), log, clock)
     # the budget covers the listener outputs and every evaluation: what is left, less the time of one evaluation
     # (the last), is the fitting's, every second of it counted; at least one batch is fitted, whatever is left
     budget.lap()
     budget.charge(eval_seconds)
-    task.window = budget.rest()
-    outcome = Loop(task.window, cfg.fit.passes, count_all=True, at_least_one_step=True).run(task)
+    window = budget.rest()
+    task = HeadFitTask(cfg, head, model.blank, bucket_batches(train_durations, cfg.fit.max_frames), train_batch,
+                       lambda: evaluate(head, dev, dev_utts, tokenizer, model.blank, cfg.fit.encode_max_frames),
+                       random.Random(cfg.seed), log, window)
+    outcome = Loop(window, cfg.fit.passes, count_all=True, at_least_one_step=True).run(task)
     if outcome.reason == "budget":
         tqdm.write(f"asr-fit-ctc: the wall-clock budget of {cfg.fit.max_minutes} min ran out after "
                    f"{task.done / task.per_pass:.2f} of {cfg.fit.passes} passes (fit.max_minutes=null runs them all)")
@@ -170,19 +170,18 @@ def fit_ctc_head(cfg: DictConfig, model, tokenizer, logmel, norm, log: Path,
 
 class HeadFitTask:
     """The head's fitting as a Task of the training loop: passes over the training batches in a new order each;
-    after each pass its dev CTC greedy CER (the best pass is kept, ties by dev CTC loss)."""
+    after each pass its dev CTC greedy CER (the best pass is kept, ties by dev CTC loss). `window` is the fitting's
+    share of the budget: the last 1/passes of it runs at the final learning rate."""
 
     name = "ctc head pass"
 
     def __init__(self, cfg: DictConfig, head, blank: int, batches: list[list[int]], train_batch: Callable,
-                 dev_figures: Callable[[], tuple[float, float]], rng: random.Random, log: Path,
-                 clock: Callable[[], float]):
+                 dev_figures: Callable[[], tuple[float, float]], rng: random.Random, log: Path, window: Budget):
         self.cfg, self.head, self.blank, self.order, self.train_batch = cfg, head, blank, batches, train_batch
-        self.dev_figures, self.rng, self.log, self.clock = dev_figures, rng, log, clock
+        self.dev_figures, self.rng, self.log, self.window, self.clock = dev_figures, rng, log, window, window.clock
         self.optimizer = torch.optim.Adam(head.parameters(), lr=cfg.fit.lr)
         self.per_pass, self.done, self.lr = len(batches), 0, cfg.fit.lr
         self.best = {"dev_ctc_cer": math.inf, "dev_ctc_loss": math.inf}
-        self.window = Budget()  # the fitting's share of the budget (set by fit_ctc_head)
         with log.open("w", newline="") as f:
             csv.DictWriter(f, fieldnames=LOG_FIELDS).writeheader()
 

@@ -138,7 +138,7 @@ class Trainer:
         sampler position is state["batch_in_epoch"]; the epoch's order follows from (seed, epoch). Every rank
         takes part (its RNG state is gathered); rank 0 writes."""
         rngs = self.dist.gather(rng_state(self.device))
-        self.state["train_seconds"] = self.budget.spent
+        self.state["train_seconds"] = self.saved_at = self.budget.spent
         if self.main:
             save_atomic({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                          "scaler": self.scaler.state_dict(), "state": dict(self.state), "rng": rngs},
@@ -306,10 +306,9 @@ class Trainer:
         self.steps_this_run += 1
         if t.stop_after_steps and self.steps_this_run >= t.stop_after_steps:
             return True
-        save_now = time.time() - self.saved > t.checkpoint_minutes * 60
-        if self.dist.from_main([float(save_now)])[0]:  # rank 0's clock decides for every rank
-            self.save()  # a killed run loses at most this much
-            self.saved = time.time()
+        # the budget's seconds are rank 0's on every rank (Loop.agree), so the ranks agree without asking
+        if self.budget.spent - self.saved_at > t.checkpoint_minutes * 60:
+            self.save()  # a killed run loses at most this much training
         return False
 
     def end_epoch(self, epoch: int, finished: bool) -> bool:
@@ -328,7 +327,7 @@ class Trainer:
             self.train_set.preload("train features")
         self.dev_set.preload("dev features")
         self.model.train()
-        self.steps_this_run, self.saved = 0, time.time()
+        self.steps_this_run, self.saved_at = 0, self.budget.spent
         # dev decoding is free: the budget counts training steps; rank 0's clock decides for all, so the
         # learning rate, the budget's end and checkpointing agree
         loop = Loop(self.budget, t.max_epochs, agree=lambda seconds: self.dist.from_main([seconds])[0],
